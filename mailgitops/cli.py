@@ -1,0 +1,81 @@
+"""Command line: parse into argparse namespaces, dispatch to one function per command
+(mailgitops/commands/*.py), and the one top-level error handler."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from mailgitops import __version__, output
+from mailgitops.commands import import_ispdb, validate
+from mailgitops.errors import MailgitopsError, UsageError
+
+COMMANDS = (validate, import_ispdb)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; SPEC §5 reserves 2 for --detailed-exitcode."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mailgitops",
+        description="Declarative GitOps for a CRM's email providers and mailboxes.",
+    )
+    parser.add_argument("--version", action="version", version=f"mailgitops {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show a traceback for unexpected errors"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 1
+        code: int = args.func(args)
+        return code
+    except MailgitopsError as exc:
+        output.error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        output.error("interrupted")
+        return 1
+    except BrokenPipeError:
+        # `mailgitops plan | head`: the reader went away; nothing to report.
+        sys.stderr.close()
+        return 1
+    except Exception as exc:  # the one place that catches everything: a bug, not user error
+        log = _write_crash_log()
+        if "--debug" in (argv if argv is not None else sys.argv[1:]):
+            traceback.print_exc()
+        output.error(
+            f"unexpected {type(exc).__name__}: this is a bug in mailgitops. Details: {log}"
+        )
+        return 1
+
+
+def _write_crash_log() -> str:
+    """Keep the traceback out of the user's face but available. Tracebacks can include local
+    values only if we print them; format_exc() prints code lines and the message, never locals."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="mailgitops-crash-", suffix=".log")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"mailgitops {__version__}\n{traceback.format_exc()}")
+        return path
+    except OSError:
+        return "(could not write a crash log)"

@@ -1,0 +1,66 @@
+"""`mailgitops import-ispdb PATH... [-C DIR] [--force]`: start provider files from
+Thunderbird's ISPDB (the logic is in mailgitops/ispdb.py, the decisions in docs/ispdb.md)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mailgitops import output
+from mailgitops.commands.common import add_root_argument
+from mailgitops.errors import MailgitopsError, UsageError
+from mailgitops.ispdb import PROVIDERS_DIR, expand_paths, import_ispdb
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    parser = sub.add_parser(
+        "import-ispdb",
+        help="write provider files from Thunderbird ISPDB clientConfig XML",
+        description=(
+            "Turn Thunderbird ISPDB clientConfig XML files into providers.d/<name>.yaml. "
+            "A file that cannot be represented faithfully is skipped with its reason. "
+            "Exit 1 if anything was skipped."
+        ),
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="a clientConfig XML file, or a directory whose *.xml files are imported",
+    )
+    add_root_argument(parser)
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite existing providers.d/<name>.yaml files"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    if not root.is_dir():
+        raise UsageError(f"config root {root} is not a directory")
+    paths: list[Path] = args.paths
+    # Check every PATH before writing anything: a typo in the last one should not leave the
+    # first ones imported.
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UsageError(f"no such file or directory: {', '.join(missing)}")
+    for path in paths:
+        if path.is_dir() and not expand_paths([path]):
+            output.warn(f"{path} has no *.xml files")
+    target = root / PROVIDERS_DIR
+    if target.exists() and not target.is_dir():
+        raise MailgitopsError(f"{target} exists and is not a directory")
+    try:
+        report = import_ispdb(paths, root, force=args.force)
+    except OSError as exc:
+        raise MailgitopsError(f"cannot import into {target}: {exc.strerror or exc}") from exc
+    for result in report.results:
+        if result.written is not None:
+            output.out(f"wrote {result.written}")
+        else:
+            output.out(f"skipped {result.source}: {result.reason}")
+    output.out(f"Imported {report.imported} providers, skipped {report.skipped}.")
+    return 1 if report.skipped else 0

@@ -1,0 +1,61 @@
+"""Findings about a config: each one has a place (FILE:LINE:COL), a severity and a rule id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    file: str
+    line: int
+    col: int
+    severity: Severity
+    message: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.rule}]"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "severity": self.severity,
+            "message": self.message,
+            "rule": self.rule,
+        }
+
+
+def sort_key(diag: Diagnostic) -> tuple[str, int, int, str, str]:
+    return (diag.file, diag.line, diag.col, diag.rule, diag.message)
+
+
+class Collector:
+    """Gathers every finding of a run; checks never stop at the first one."""
+
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+
+    def add(
+        self, file: str, line: int, col: int, message: str, rule: str, severity: Severity = "error"
+    ) -> None:
+        self.items.append(Diagnostic(file, line, col, severity, message, rule))
+
+    def extend(self, diags: list[Diagnostic]) -> None:
+        self.items.extend(diags)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "warning"]
+
+    def sorted(self) -> list[Diagnostic]:
+        return sorted(set(self.items), key=sort_key)

@@ -1,0 +1,36 @@
+"""One error hierarchy. Every expected failure is a MailgitopsError; the top-level handler in
+cli.py turns it into a message on stderr and exit code 1. Anything else is a bug."""
+
+from __future__ import annotations
+
+
+class MailgitopsError(Exception):
+    """An expected failure: shown to the user as `error: MESSAGE`, exit 1."""
+
+
+class UsageError(MailgitopsError):
+    """The command line is wrong."""
+
+
+class ConfigError(MailgitopsError):
+    """The config cannot be used (the diagnostics were already reported)."""
+
+
+class StateError(MailgitopsError):
+    """The live state cannot be read or written."""
+
+
+class LockError(StateError):
+    """The state lock is held by someone else."""
+
+
+class StalePlanError(MailgitopsError):
+    """A saved plan no longer matches the live state it was made against."""
+
+
+class PlanRefused(MailgitopsError):
+    """The plan would break a rule (the deletion rule, access, safety thresholds)."""
+
+
+class SecretError(MailgitopsError):
+    """A secret reference cannot be resolved where its value is needed."""

@@ -1,0 +1,439 @@
+"""Reading the config tree: YAML with a place (line, column) for every key and item.
+
+Like octoDNS's loader, mappings and sequences carry their marks, so every later check can name
+FILE:LINE:COL. Unlike plain PyYAML it refuses duplicate keys, flags YAML 1.1 readings that
+change meaning (`security: no` is a boolean; `port: 0143` is octal 99), refuses alias bombs
+before expanding them, and turns every decoding or syntax problem into a Diagnostic."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from mailgitops.diagnostics import Diagnostic
+from mailgitops.errors import UsageError
+
+try:  # the C parser is several times faster; fall back where libyaml is missing
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+# An alias-heavy document is refused when its expanded size passes both numbers: a legitimate
+# file reuses anchors a few times; a "billion laughs" grows exponentially.
+MAX_EXPANDED_NODES = 200_000
+MAX_EXPANSION_FACTOR = 20
+# libyaml's composer recurses in C: a deeply nested document would crash the process, so the
+# depth is measured on the (iterative) event stream first when the text could be that deep.
+MAX_DEPTH = 100
+_DEEP_HINT = re.compile(rf"^[ \t?:-]{{{MAX_DEPTH},}}", re.MULTILINE)
+
+PROVIDERS_DIR = "providers.d"
+MAILBOXES_DIR = "mailboxes.d"
+SETTINGS_FILE = "mailgitops.yaml"
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_STRICT_BOOLS = frozenset({"true", "false"})
+_SURPRISING_INT = re.compile(r"^[-+]?(0[0-7_]+|[0-9][0-9_]*(:[0-5]?[0-9])+)$")
+
+# (key line, key col, value line, value col), 1-based
+Mark = tuple[int, int, int, int]
+
+
+class MarkedDict(dict[str, Any]):
+    """A YAML mapping that remembers where it and each of its keys and values are."""
+
+    line: int = 0
+    col: int = 0
+    marks: dict[str, Mark]
+    notes: dict[str, str] | None = None  # key -> plain scalar text that YAML 1.1 re-typed
+
+
+class MarkedList(list[Any]):
+    """A YAML sequence that remembers where it and each of its items are."""
+
+    line: int = 0
+    col: int = 0
+    marks: dict[int, Mark]
+    notes: dict[int, str] | None = None
+
+
+class _Bomb(Exception):
+    pass
+
+
+class _Loader(_BaseLoader):
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.problems: list[tuple[int, int, str, str]] = []  # line, col, message, rule
+
+
+def _mark(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _scalar_note(loader: _Loader, node: Node) -> str | None:
+    """The text of a plain scalar whose YAML 1.1 type differs from what a reader sees."""
+    # Plain scalars have style None in PyYAML and "" in its C loader.
+    if not isinstance(node, ScalarNode) or node.style:
+        return None
+    if node.tag == _BOOL_TAG and node.value.lower() not in _STRICT_BOOLS:
+        return str(node.value)
+    if node.tag == _INT_TAG and _SURPRISING_INT.match(node.value):
+        value = loader.construct_object(node)
+        line, col = _mark(node)
+        loader.problems.append(
+            (
+                line,
+                col,
+                f"`{node.value}` is read as the number {value} by YAML 1.1 (leading zero: octal; "
+                f"colons: base 60); write the number without them, or quote it",
+                "yaml-number",
+            )
+        )
+        return str(node.value)
+    return None
+
+
+def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[MarkedDict]:
+    data = MarkedDict()
+    data.line, data.col = _mark(node)
+    data.marks = {}
+    yield data
+    own = len(node.value)
+    if any(k.tag == _MERGE_TAG for k, _ in node.value):
+        own -= sum(1 for k, _ in node.value if k.tag == _MERGE_TAG)
+        loader.flatten_mapping(node)
+    first_own = len(node.value) - own
+    seen: dict[str, int] = {}
+    for index, (key_node, value_node) in enumerate(node.value):
+        key = loader.construct_object(key_node, deep=False)
+        kline, kcol = _mark(key_node)
+        if not isinstance(key, str):
+            if isinstance(key_node, ScalarNode):
+                loader.problems.append(
+                    (
+                        kline,
+                        kcol,
+                        f"key `{key_node.value}` is not a string (YAML reads it as "
+                        f"{type(key).__name__} {key!r}); quote it",
+                        "yaml-key",
+                    )
+                )
+                key = str(key_node.value)
+            else:
+                loader.problems.append((kline, kcol, "a key must be a plain string", "yaml-key"))
+                continue
+        if index >= first_own:
+            if key in seen:
+                loader.problems.append(
+                    (
+                        kline,
+                        kcol,
+                        f"duplicate key `{key}` (first defined at line {seen[key]}); "
+                        "YAML would silently keep only the last one",
+                        "duplicate-key",
+                    )
+                )
+            seen[key] = kline
+        vline, vcol = _mark(value_node)
+        data.marks[key] = (kline, kcol, vline, vcol)
+        note = _scalar_note(loader, value_node)
+        if note is not None:
+            if data.notes is None:
+                data.notes = {}
+            data.notes[key] = note
+        data[key] = loader.construct_object(value_node, deep=False)
+
+
+def _construct_seq(loader: _Loader, node: SequenceNode) -> Iterator[MarkedList]:
+    data = MarkedList()
+    data.line, data.col = _mark(node)
+    data.marks = {}
+    yield data
+    for index, child in enumerate(node.value):
+        line, col = _mark(child)
+        data.marks[index] = (line, col, line, col)
+        note = _scalar_note(loader, child)
+        if note is not None:
+            if data.notes is None:
+                data.notes = {}
+            data.notes[index] = note
+        data.append(loader.construct_object(child, deep=False))
+
+
+def _construct_text(loader: _Loader, node: ScalarNode) -> str:
+    # Dates stay text: they are compared and stored as ISO strings, and the schema checks them.
+    return str(node.value)
+
+
+def _construct_unsupported(loader: _Loader, node: Node) -> None:
+    line, col = _mark(node)
+    loader.problems.append(
+        (line, col, f"the YAML tag {node.tag} is not supported here", "yaml-tag")
+    )
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
+for _tag in ("binary", "set", "omap", "pairs"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _construct_unsupported)
+
+
+def _check_expansion(root: Node) -> None:
+    """Count the nodes the document would have with every alias expanded, without expanding:
+    post-order over the node graph, memoized by node identity."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        children: list[Node]
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        if done:
+            on_path.discard(nid)
+            sizes[nid] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[nid] > MAX_EXPANDED_NODES and sizes[nid] > MAX_EXPANSION_FACTOR * len(sizes):
+                raise _Bomb(
+                    "aliases expand this document beyond "
+                    f"{MAX_EXPANDED_NODES:,} nodes (an alias bomb?)"
+                )
+            continue
+        if nid in sizes:
+            continue
+        if nid in on_path:
+            raise _Bomb("an alias refers to a node that contains it (a recursive structure)")
+        on_path.add(nid)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+@dataclass
+class Document:
+    """One YAML file: its data (None when it could not be read) and the problems found."""
+
+    path: str  # relative to the config root, with forward slashes
+    data: Any
+    problems: list[Diagnostic] = field(default_factory=list)
+    raw: bytes = b""
+
+    def problem(self, line: int, col: int, message: str, rule: str) -> None:
+        self.problems.append(Diagnostic(self.path, line, col, "error", message, rule))
+
+
+def _too_deep(text: str) -> bool:
+    if text.count("[") + text.count("{") < MAX_DEPTH and not _DEEP_HINT.search(text):
+        return False
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_BaseLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return True
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return False  # the real parse reports the syntax error with its place
+    return False
+
+
+def _tab_at(text: str, mark: Any) -> bool:
+    """libyaml's message for a tab does not name it; look at the offending character."""
+    if mark is None:
+        return False
+    lines = text.splitlines()
+    if mark.line >= len(lines):
+        return False
+    line = lines[mark.line]
+    return "\t" in line[: mark.column + 1]
+
+
+def _position(raw: bytes, offset: int) -> tuple[int, int]:
+    before = raw[:offset]
+    line = before.count(b"\n") + 1
+    col = offset - (before.rfind(b"\n") + 1) + 1
+    return line, col
+
+
+def parse(raw: bytes, relpath: str) -> Document:
+    """Parse one YAML file's bytes. Never raises for bad input: problems go into the Document."""
+    doc = Document(relpath, None, raw=raw)
+    if len(raw) > MAX_FILE_BYTES:
+        doc.problem(
+            1, 1, f"file is {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}", "file-too-large"
+        )
+        return doc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, col = _position(raw, exc.start)
+        doc.problem(
+            line,
+            col,
+            f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded; save the file as UTF-8",
+            "encoding",
+        )
+        return doc
+    if not text.strip():
+        doc.problem(1, 1, "file is empty", "empty-file")
+        return doc
+    if _too_deep(text):
+        doc.problem(1, 1, f"the document is nested more than {MAX_DEPTH} levels deep", "yaml-depth")
+        return doc
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            doc.problem(1, 1, "file holds no YAML document (only comments?)", "empty-file")
+            return doc
+        if "*" in text:
+            _check_expansion(node)
+        data = loader.construct_document(node)
+    except _Bomb as exc:
+        doc.problem(1, 1, str(exc), "alias-bomb")
+        return doc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        if _tab_at(text, mark):
+            doc.problem(line, col, "a tab character: YAML indentation must use spaces", "yaml-tab")
+        else:
+            context = f" ({exc.context})" if exc.context and exc.problem else ""
+            doc.problem(line, col, f"invalid YAML: {problem}{context}", "yaml-syntax")
+        return doc
+    except yaml.YAMLError as exc:  # ReaderError: control characters such as NUL
+        position = getattr(exc, "position", 0)
+        line = text[:position].count("\n") + 1
+        col = position - (text.rfind("\n", 0, position) + 1) + 1
+        reason = getattr(exc, "reason", None) or "unreadable YAML"
+        doc.problem(line, col, f"invalid YAML: {reason}", "yaml-syntax")
+        return doc
+    except RecursionError:
+        doc.problem(1, 1, "the document is nested too deeply", "yaml-depth")
+        return doc
+    finally:
+        loader.dispose()
+    for line, col, message, rule in loader.problems:
+        doc.problem(line, col, message, rule)
+    doc.data = data
+    return doc
+
+
+def read(root: Path, relpath: str) -> Document:
+    try:
+        with open(root / relpath, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        doc = Document(relpath, None)
+        doc.problem(1, 1, f"cannot read: {exc.strerror}", "io")
+        return doc
+    return parse(raw, relpath)
+
+
+@dataclass
+class Tree:
+    """The files of a config repository, parsed, in sorted order."""
+
+    root: Path
+    settings: Document | None
+    providers: list[Document]
+    mailboxes: list[Document]
+    notices: list[Diagnostic] = field(default_factory=list)
+
+
+def _listing(root: Path, folder: str, notices: list[Diagnostic]) -> list[str]:
+    directory = root / folder
+    if not directory.is_dir():
+        return []
+    names: list[str] = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith("."):
+            continue
+        if name.endswith(".yml") and (directory / name).is_file():
+            notices.append(
+                Diagnostic(
+                    f"{folder}/{name}",
+                    1,
+                    1,
+                    "warning",
+                    "ignored: only *.yaml files are read (rename to .yaml)",
+                    "ignored-file",
+                )
+            )
+            continue
+        if name.endswith(".yaml") and (directory / name).is_file():
+            names.append(f"{folder}/{name}")
+    return names
+
+
+def check_root(root: Path) -> None:
+    if not root.exists():
+        raise UsageError(f"config root {root} does not exist")
+    if not root.is_dir():
+        raise UsageError(f"config root {root} is not a directory")
+
+
+def load_tree(root: Path) -> Tree:
+    check_root(root)
+    notices: list[Diagnostic] = []
+    settings = read(root, SETTINGS_FILE) if (root / SETTINGS_FILE).is_file() else None
+    providers = [read(root, rel) for rel in _listing(root, PROVIDERS_DIR, notices)]
+    mailboxes = [read(root, rel) for rel in _listing(root, MAILBOXES_DIR, notices)]
+    return Tree(root, settings, providers, mailboxes, notices)
+
+
+def locate(data: Any, path: Any) -> tuple[int, int]:
+    """The place of the node at `path` (keys and indexes) inside parsed data: the value for a
+    scalar, the key for a mapping or sequence, the nearest existing ancestor otherwise."""
+    line, col = getattr(data, "line", 1) or 1, getattr(data, "col", 1) or 1
+    node = data
+    for part in path:
+        marks = getattr(node, "marks", None)
+        if not marks or part not in marks:
+            break
+        kline, kcol, vline, vcol = marks[part]
+        node = node[part]
+        if isinstance(node, (dict, list)):
+            line, col = kline, kcol
+        else:
+            line, col = vline, vcol
+    return line, col
+
+
+def key_position(data: Any, key: str | int) -> tuple[int, int]:
+    """The place of a key itself (for unknown and duplicate keys)."""
+    marks = getattr(data, "marks", None)
+    if marks and key in marks:
+        return marks[key][0], marks[key][1]
+    return getattr(data, "line", 1) or 1, getattr(data, "col", 1) or 1
+
+
+def note(data: Any, path: Any) -> str | None:
+    """The original text of a plain scalar at `path` that YAML 1.1 re-typed (`no` -> false)."""
+    *parents, last = list(path) or [None]
+    node = data
+    for part in parents:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    notes = getattr(node, "notes", None)
+    return notes.get(last) if notes else None

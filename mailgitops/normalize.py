@@ -1,0 +1,141 @@
+"""From checked YAML to the typed model: every default filled in, ports from security, the
+provider resolved from the address domain, the login derived from the provider's
+login_format, addresses lower-cased, secrets as references. Runs only on a config without
+errors, so it may rely on the schema's guarantees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailgitops.errors import ConfigError
+from mailgitops.model import (
+    DEFAULT_IMAP_PORT,
+    DEFAULT_SMTP_PORT,
+    DEFAULT_SMTP_TIMEOUT,
+    Auth,
+    Config,
+    ExchangeServer,
+    ImapServer,
+    Mailbox,
+    Provider,
+    SecretRef,
+    Share,
+    SmtpServer,
+    Source,
+    Sync,
+)
+from mailgitops.validate import CheckedConfig, MailboxEntry, ProviderEntry
+
+
+def secret_ref(value: dict[str, Any]) -> SecretRef:
+    version = value.get("version")
+    if "env" in value:
+        return SecretRef("env", str(value["env"]), None if version is None else str(version))
+    return SecretRef("file", str(value["file"]), None if version is None else str(version))
+
+
+def provider(entry: ProviderEntry) -> Provider:
+    data = entry.data
+    service_type = data.get("service_type", "imap")
+    imap = smtp = None
+    exchange = None
+    if "imap" in data:
+        raw = data["imap"]
+        security = raw.get("security", "ssl_tls")
+        imap = ImapServer(raw["host"], security, raw.get("port", DEFAULT_IMAP_PORT[security]))
+    if "smtp" in data:
+        raw = data["smtp"]
+        security = raw.get("security", "ssl_tls")
+        smtp = SmtpServer(
+            raw["host"],
+            security,
+            raw.get("port", DEFAULT_SMTP_PORT[security]),
+            raw.get("timeout_seconds", DEFAULT_SMTP_TIMEOUT),
+        )
+    if "exchange" in data:
+        raw = data["exchange"]
+        exchange = ExchangeServer(raw.get("host"), raw.get("autodiscover", False))
+    raw_auth = data.get("auth", {})
+    client_id = raw_auth.get("client_id")
+    auth = Auth(
+        method=raw_auth.get("method", "basic"),
+        client_id=secret_ref(client_id) if isinstance(client_id, dict) else client_id,
+        client_secret=secret_ref(raw_auth["client_secret"])
+        if "client_secret" in raw_auth
+        else None,
+        authorize_url=raw_auth.get("authorize_url"),
+        token_url=raw_auth.get("token_url"),
+        tenant_id=raw_auth.get("tenant_id"),
+    )
+    domains: list[str] = []
+    for domain in data.get("domains", []):
+        key = domain.lower().rstrip(".")
+        if key not in domains:
+            domains.append(key)
+    return Provider(
+        name=data["name"],
+        service_type=service_type,
+        domains=tuple(domains),
+        imap=imap,
+        smtp=smtp,
+        exchange=exchange,
+        allow_receiving=data.get("allow_receiving", True),
+        allow_sending=data.get("allow_sending", True),
+        login_format=data.get("login_format", "email_address"),
+        auth=auth,
+        display_name=data.get("display_name"),
+        source=Source(entry.doc.path, data.line, data.col),
+    )
+
+
+def mailbox(entry: MailboxEntry, providers: dict[str, Provider]) -> Mailbox:
+    data = entry.merged
+    address = data["address"].lower()
+    assert entry.provider is not None  # resolved by validation, or it reported an error
+    prov = providers[entry.provider]
+    if prov.login_format == "manual":
+        login = data["login"]
+    elif prov.login_format == "mailbox_name":
+        login = address.rpartition("@")[0]
+    else:
+        login = address
+    raw_sync = data.get("sync", {})
+    sync = Sync(
+        # A provider that does not allow receiving (sending) turns the default off.
+        enabled=raw_sync.get("enabled", prov.allow_receiving),
+        since=raw_sync.get("since"),
+        period=raw_sync.get("period", "week"),
+        folders=tuple(raw_sync.get("folders", ("INBOX",))),
+    )
+    shares = tuple(Share(s["user"], tuple(s["rights"])) for s in data.get("shared_with", []))
+    return Mailbox(
+        address=address,
+        owner=data["owner"],
+        provider=prov.name,
+        login=login,
+        password=secret_ref(data["password"]) if "password" in data else None,
+        send_emails=data.get("send_emails", prov.allow_sending),
+        default=data.get("default", False),
+        sender_name=data.get("sender_name"),
+        signature=data.get("signature"),
+        sync=sync,
+        shared_with=shares,
+        source=Source(entry.doc.path, entry.item.line, entry.item.col),
+    )
+
+
+def build(checked: CheckedConfig) -> Config:
+    if not checked.ok:
+        raise ConfigError(
+            f"the config has {len(checked.findings.errors)} error(s); "
+            "run `mailgitops validate` to see them"
+        )
+    providers: dict[str, Provider] = {}
+    for entry in checked.providers:
+        p = provider(entry)
+        providers[p.name] = p
+    mailboxes: dict[str, Mailbox] = {}
+    for mb_entry in checked.mailboxes:
+        m = mailbox(mb_entry, providers)
+        mailboxes[m.address] = m
+    return Config(providers, mailboxes)

@@ -1,0 +1,41 @@
+"""All terminal output goes through here: results to stdout, other messages to stderr, colour
+only on a TTY and never when NO_COLOR is set (https://no-color.org)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+_CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
+
+
+def use_color(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def paint(text: str, color: str, enabled: bool) -> str:
+    if not enabled or color not in _CODES:
+        return text
+    return f"\033[{_CODES[color]}m{text}\033[0m"
+
+
+def out(text: str = "", end: str = "\n") -> None:
+    """A result (validate findings, a plan, show): stdout."""
+    sys.stdout.write(text + end)
+
+
+def err(text: str, end: str = "\n") -> None:
+    """A message that is not the result: stderr."""
+    sys.stderr.write(text + end)
+
+
+def error(message: str) -> None:
+    err(f"{paint('error', 'red', use_color(sys.stderr))}: {message}")
+
+
+def warn(message: str) -> None:
+    err(f"{paint('warning', 'yellow', use_color(sys.stderr))}: {message}")

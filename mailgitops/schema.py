@@ -1,0 +1,40 @@
+"""The JSON Schemas (schemas/ in the repository, `mailgitops.schemas` in the wheel): loaded and
+compiled once per process."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+NAMES = ("provider", "mailboxes", "settings", "state", "plan")
+
+
+@functools.cache
+def load(name: str) -> dict[str, Any]:
+    """The schema document `schemas/<name>.schema.json`."""
+    text = resources.files("mailgitops.schemas").joinpath(f"{name}.schema.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@functools.cache
+def validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(load(name))
+
+
+@functools.cache
+def fingerprint() -> str:
+    """Changes whenever any schema changes: part of the cache key of parsed files."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in NAMES:
+        try:
+            digest.update(json.dumps(load(name), sort_keys=True).encode())
+        except FileNotFoundError:
+            continue
+    return digest.hexdigest()

@@ -1,0 +1,440 @@
+"""The file state backend: one JSON document (SPEC §3) on a local or network file system.
+
+Files next to the state file FILE (all mode 0600):
+- FILE.lock    the lock, taken with flock(2): the kernel drops it when its holder dies, so a
+               kill -9'd apply never blocks the next one. It holds the holder's pid, host and
+               start time for the message a waiting apply prints, and is emptied on release. It
+               is never deleted: removing
+               a file that others wait on lets two processes lock two different files.
+- FILE.backup  the previous version, replaced on every write.
+- FILE.tmp, FILE.backup.tmp   written, fsync'ed and renamed over their targets, so a reader or
+               a crash sees either the old or the new version, never half of one. A leftover
+               from a writer that died is removed by the next writer (which holds the lock).
+
+A state path that is a symlink is followed, once, when the backend is created: the lock, the
+backup and the temporary files live next to the link's target and the target is replaced, so
+the link stays in place and every process agrees on one lock whichever name it uses. A dangling
+link is an empty state whose first write creates the target.
+
+A state file owned by another user is never silently taken over (replacing it by rename would
+make it ours): root writes the new version and the backup with the old owner; anyone else is
+refused with a message naming the owner.
+
+A state file that cannot be used (empty, not UTF-8, not JSON, another format_version, not valid
+under schemas/state.schema.json, a directory) raises StateError and is never overwritten. Nor
+is one that changed since it was read (by a hand edit or an export job, which take no lock):
+write() compares it with the `previous` state it is given. The new state is checked against
+the schema too, so nothing that read() would refuse, such as a plaintext secret, reaches disk.
+flock(2) needs POSIX; on NFS, Linux maps it to fcntl locks, which the server sees.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import pwd
+import re
+import socket
+import stat
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jsonschema import ValidationError
+from jsonschema.exceptions import best_match
+
+from mailgitops import schema
+from mailgitops.errors import LockError, StateError
+from mailgitops.state.base import FORMAT_VERSION, LockHolder, State
+
+_POLL_SECONDS = 0.05
+_MAX_SCHEMA_ERRORS = 10
+_MAX_MESSAGE = 200
+_SECRET_KEYS = frozenset({"password", "client_secret"})
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TYPE_NAMES = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "boolean": "a boolean",
+    "integer": "an integer",
+    "number": "a number",
+    "null": "null",
+}
+_TYPE_OF = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
+
+
+@dataclass(frozen=True)
+class _OnDisk:
+    """The state file as read: `raw` and `status` are None when it does not exist."""
+
+    state: State
+    raw: bytes | None
+    status: os.stat_result | None
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+class FileBackend:
+    """The live state in a JSON file, locked with a sidecar flock(2) file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._target = Path(os.path.realpath(path))
+        self._lock_fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"FileBackend({str(self.path)!r})"
+
+    @property
+    def backup_path(self) -> Path:
+        return self._sibling(".backup")
+
+    @property
+    def lock_path(self) -> Path:
+        return self._sibling(".lock")
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def read(self) -> State:
+        return self._load().state
+
+    def write(self, new: State, previous: State) -> None:
+        if self._lock_fd is None:
+            raise RuntimeError(f"{self!r}.write() called without holding its lock")
+        document = self._serialize(new)
+        on_disk = self._load()
+        if on_disk.state.checksum() != previous.checksum():
+            # Someone that does not take the lock (a hand edit, an export job) changed the
+            # file after this run read it: writing now would silently undo their change.
+            raise StateError(
+                f"state {self.path} changed while this command was running; nothing was "
+                "written. Run the command again to plan against the current state."
+            )
+        owner = self._owner_to_keep(on_disk.status)
+        tmp, backup_tmp = self._sibling(".tmp"), self._sibling(".backup.tmp")
+        created: list[Path] = []
+        try:
+            self._make_parent()
+            self._write_synced(tmp, document, owner, created)
+            if on_disk.raw is not None:
+                self._write_synced(backup_tmp, on_disk.raw, owner, created)
+                os.replace(backup_tmp, self.backup_path)
+                created.remove(backup_tmp)
+            os.replace(tmp, self._target)
+            created.remove(tmp)
+        except OSError as exc:
+            for path in created:
+                # Best effort: the error that stopped the write is the one to report.
+                with suppress(OSError):
+                    path.unlink()
+            raise StateError(f"cannot write state {self.path}: {_os_reason(exc)}") from exc
+        self._sync_directory()
+
+    @contextmanager
+    def lock(self, timeout: float) -> Iterator[None]:
+        if self._lock_fd is not None:
+            raise RuntimeError(f"{self!r} is already locked by this process")
+        try:
+            self._make_parent()
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StateError(
+                f"cannot open the lock file {self.lock_path}: {_os_reason(exc)}"
+            ) from exc
+        try:
+            self._acquire(fd, timeout)
+            self._lock_fd = fd
+            self._record_holder(fd)
+            yield
+        finally:
+            if self._lock_fd is not None:
+                # An empty record after release means "nobody": a waiter that reads it while
+                # the next holder starts up says "unknown holder" rather than a wrong pid.
+                with suppress(OSError):
+                    os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                self._lock_fd = None
+            os.close(fd)
+
+    def _acquire(self, fd: int, timeout: float) -> None:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                time.sleep(min(_POLL_SECONDS, remaining))
+            except OSError as exc:
+                raise StateError(f"cannot lock {self.lock_path}: {_os_reason(exc)}") from exc
+        holder = _read_holder(fd)
+        waited = f" after waiting {timeout:g}s" if timeout > 0 else ""
+        raise LockError(
+            f"state {self.path} is locked by {holder.describe()} (lock file "
+            f"{self.lock_path}){waited}. Another apply is running: wait for it, or retry with "
+            "--lock-timeout SECONDS."
+        )
+
+    def _record_holder(self, fd: int) -> None:
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _holder_record(), 0)
+        except OSError as exc:
+            reason = _os_reason(exc)
+            raise StateError(f"cannot write the lock file {self.lock_path}: {reason}") from exc
+
+    def _load(self) -> _OnDisk:
+        try:
+            # O_NONBLOCK: opening a FIFO given as the state path must fail, not hang.
+            fd = os.open(self._target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return _OnDisk(State(), None, None)
+        except OSError as exc:
+            raise StateError(f"cannot read state {self.path}: {_os_reason(exc)}") from exc
+        try:
+            with os.fdopen(fd, "rb") as stream:
+                status = os.fstat(fd)
+                if stat.S_ISDIR(status.st_mode):
+                    raise StateError(f"state {self.path} is a directory, not a file")
+                if not stat.S_ISREG(status.st_mode):
+                    raise StateError(f"state {self.path} is not a regular file")
+                raw = stream.read()
+        except OSError as exc:
+            raise StateError(f"cannot read state {self.path}: {_os_reason(exc)}") from exc
+        return _OnDisk(self._parse(raw), raw, status)
+
+    def _parse(self, raw: bytes) -> State:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._refused(
+                f"it is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+            ) from None
+        if not text.strip():
+            raise self._refused("it is empty")
+        try:
+            data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        except json.JSONDecodeError as exc:
+            raise self._refused(
+                f"it is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        except _DuplicateKeyError as exc:
+            raise self._refused(f"it is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise self._refused("it is nested too deeply to be a state") from None
+        version = data.get("format_version") if isinstance(data, dict) else None
+        is_number = isinstance(version, int | float) and not isinstance(version, bool)
+        if is_number and version != FORMAT_VERSION:
+            raise self._refused(
+                f"it has format_version {version}, and this mailgitops reads only "
+                f"format_version {FORMAT_VERSION}: use the mailgitops that wrote it"
+            )
+        problems = _schema_problems(data)
+        if problems:
+            raise self._refused(
+                "it does not match schemas/state.schema.json:\n  " + "\n  ".join(problems)
+            )
+        return State(
+            lineage=data["lineage"],
+            serial=int(data["serial"]),
+            providers=data["providers"],
+            mailboxes=data["mailboxes"],
+            format_version=FORMAT_VERSION,
+        )
+
+    def _refused(self, reason: str) -> StateError:
+        restore = (
+            f", or restore the previous version from {self.backup_path}"
+            if self.backup_path.is_file()
+            else ""
+        )
+        return StateError(
+            f"cannot use state {self.path}: {reason}\n"
+            f"mailgitops never overwrites a state it cannot read: fix it by hand{restore}."
+        )
+
+    def _serialize(self, new: State) -> bytes:
+        document = new.to_json()
+        problems = _schema_problems(document)
+        if problems:
+            # The last guard before disk: a state read() would refuse must never be written,
+            # and a plaintext secret must never reach the file.
+            raise StateError(
+                f"refusing to write an invalid state to {self.path} (a bug in mailgitops):\n  "
+                + "\n  ".join(problems)
+            )
+        text = (
+            json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+            + "\n"
+        )
+        return text.encode("utf-8")
+
+    def _owner_to_keep(self, status: os.stat_result | None) -> tuple[int, int] | None:
+        """The (uid, gid) the new files must get, or None when ours is right."""
+        me = os.geteuid()
+        if status is None or status.st_uid == me:
+            return None
+        if me == 0:
+            return status.st_uid, status.st_gid
+        raise StateError(
+            f"state {self.path} is owned by {_user_name(status.st_uid)}, not by you "
+            f"({_user_name(me)}): refusing to replace it, which would make it yours. Run "
+            "mailgitops as its owner, or change the file's owner."
+        )
+
+    def _write_synced(
+        self, path: Path, data: bytes, owner: tuple[int, int] | None, created: list[Path]
+    ) -> None:
+        # Under the lock no one else writes these names: anything there is a dead writer's.
+        with suppress(FileNotFoundError):
+            path.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        created.append(path)
+        with os.fdopen(fd, "wb") as stream:
+            # The umask may have taken bits from 0o600; the state must be exactly 0600.
+            os.fchmod(fd, 0o600)
+            if owner is not None:
+                os.fchown(fd, *owner)
+            stream.write(data)
+            stream.flush()
+            os.fsync(fd)
+
+    def _sync_directory(self) -> None:
+        # Makes the renames durable: without it a power loss can bring back the old name.
+        try:
+            fd = os.open(self._target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            # Some file systems (FUSE, SMB) cannot fsync a directory; the rename is done.
+            if exc.errno in (errno.EINVAL, errno.ENOTSUP):
+                return
+            raise StateError(
+                f"state {self.path} was replaced, but its directory could not be flushed to "
+                f"disk: {_os_reason(exc)}"
+            ) from exc
+
+    def _make_parent(self) -> None:
+        self._target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def _sibling(self, suffix: str) -> Path:
+        return self._target.with_name(self._target.name + suffix)
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(f"the key {json.dumps(key)} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _schema_problems(document: Any) -> list[str]:
+    errors = sorted(
+        schema.validator("state").iter_errors(document), key=lambda e: list(map(str, e.path))
+    )
+    problems = list(dict.fromkeys(_describe(error) for error in errors))
+    if len(problems) > _MAX_SCHEMA_ERRORS:
+        hidden = len(problems) - _MAX_SCHEMA_ERRORS
+        problems = [*problems[:_MAX_SCHEMA_ERRORS], f"... and {hidden} more"]
+    return problems
+
+
+def _describe(error: ValidationError) -> str:
+    path = list(error.absolute_path)
+    if _SECRET_KEYS.intersection(p for p in path if isinstance(p, str)):
+        # Never echo the instance here: it may be the secret itself.
+        return (
+            f"{_json_path(path)}: must be a secret reference {{env: NAME}} or {{file: PATH}} "
+            "(optionally with version), never a value (the value is not shown)"
+        )
+    if error.context:
+        return _describe(best_match(error.context))
+    if error.validator == "type":
+        # jsonschema's message repeats the whole instance, which may be a large object.
+        expected = error.validator_value
+        names = expected if isinstance(expected, list) else [expected]
+        wanted = " or ".join(_TYPE_NAMES.get(str(name), str(name)) for name in names)
+        found = _TYPE_NAMES.get(
+            _TYPE_OF.get(type(error.instance), ""), f"a Python {type(error.instance).__name__}"
+        )
+        return f"{_json_path(path)}: must be {wanted}, not {found}"
+    explained = error.schema.get("description") if isinstance(error.schema, Mapping) else None
+    if error.validator == "pattern" and explained:
+        return f"{_json_path(path)}: {error.instance!r} is not {explained}"
+    message = error.message
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 1] + "…"
+    return f"{_json_path(path)}: {message}"
+
+
+def _json_path(parts: Iterable[str | int]) -> str:
+    """`mailboxes["a@x.com"].provider`: the path a reader finds in the file."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENTIFIER.fullmatch(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out or "(top level)"
+
+
+def _holder_record() -> bytes:
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return (json.dumps(record) + "\n").encode()
+
+
+def _read_holder(fd: int) -> LockHolder:
+    try:
+        record = json.loads(os.pread(fd, 4096, 0))
+    except (OSError, ValueError):
+        return LockHolder(None, None, None)
+    if not isinstance(record, dict):
+        return LockHolder(None, None, None)
+    pid, host, since = record.get("pid"), record.get("host"), record.get("since")
+    return LockHolder(
+        pid if isinstance(pid, int) else None,
+        host if isinstance(host, str) else None,
+        since if isinstance(since, str) else None,
+    )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _os_reason(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{reason} ({exc.filename})" if exc.filename else reason

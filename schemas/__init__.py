@@ -1,0 +1,1 @@
+"""JSON Schemas of mailgitops, shipped in the wheel as mailgitops.schemas."""
