@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from mailgitops import __version__, output
-from mailgitops.commands import import_ispdb, validate
+from mailgitops.commands import apply, import_ispdb, import_live, plan, resolve, show, validate
 from mailgitops.errors import MailgitopsError, UsageError
 
-COMMANDS = (validate, import_ispdb)
+COMMANDS = (validate, plan, apply, show, resolve, import_live, import_ispdb)
 
 
 class _Parser(argparse.ArgumentParser):

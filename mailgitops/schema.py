@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -13,10 +15,19 @@ from jsonschema import Draft202012Validator
 NAMES = ("provider", "mailboxes", "settings", "state", "plan")
 
 
+def _directory() -> Traversable:
+    """Installed: the package `mailgitops.schemas`. Run from a source checkout that shadows an
+    installed copy (`python -m mailgitops` in the repository): the repository's schemas/."""
+    try:
+        return resources.files("mailgitops.schemas")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "schemas"
+
+
 @functools.cache
 def load(name: str) -> dict[str, Any]:
     """The schema document `schemas/<name>.schema.json`."""
-    text = resources.files("mailgitops.schemas").joinpath(f"{name}.schema.json").read_text("utf-8")
+    text = _directory().joinpath(f"{name}.schema.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 import mailgitops
+from mailgitops import schema
 from mailgitops.errors import LockError, StateError
 from mailgitops.state import DEFAULT_STATE_FILE, State, open_backend
 from mailgitops.state.file import FileBackend
@@ -99,6 +101,26 @@ def test_round_trip(backend: FileBackend, state_path: Path) -> None:
     text = state_path.read_text("utf-8")
     assert text == json.dumps(state.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     assert "Alice Müller" in text
+
+
+def test_entries_made_outside_may_hold_anything(backend: FileBackend) -> None:
+    state = State(
+        lineage="0b5f-lineage",
+        serial=0,
+        providers={"legacy.mail": {"Address": "mail.example.net", "managed": False}},
+        mailboxes={
+            "bob@example.com": {"provider": "legacy.mail", "owner": "bob", "crm_id": [1, 2]},
+            "carol@example.com": {"provider": "corp", "owner": "carol", "signature": None},
+        },
+    )
+    write(backend, state)
+    assert backend.read() == state
+
+
+def test_state_schema_is_a_valid_2020_12_schema() -> None:
+    document = schema.load("state")
+    Draft202012Validator.check_schema(document)
+    assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
 def test_first_write_creates_private_parent_directory(tmp_path: Path) -> None:
@@ -200,9 +222,9 @@ CORRUPT: dict[str, tuple[bytes, str]] = {
         json.dumps(document(providers={"corp": {"service_type": "pop3"}})).encode(),
         r"providers.corp.service_type: 'pop3' is not one of",
     ),
-    "upper-case-address": (
-        json.dumps(document(mailboxes={"A@x.com": {"provider": "corp", "owner": "a"}})).encode(),
-        "mailboxes: 'A@x.com' is not a lower-case email address",
+    "not-an-address": (
+        json.dumps(document(mailboxes={"nobody": {"provider": "corp", "owner": "a"}})).encode(),
+        "mailboxes: 'nobody' is not an email address",
     ),
     "negative-serial": (
         json.dumps(document(serial=-1)).encode(),
@@ -281,6 +303,13 @@ def test_directory_as_state_path(tmp_path: Path) -> None:
     with backend.lock(0), pytest.raises(StateError, match="is a directory"):
         backend.write(make_state(), State())
     assert tmp_path.is_dir()
+
+
+def test_fifo_as_state_path_fails_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "state.json"
+    os.mkfifo(fifo)
+    with pytest.raises(StateError, match="is not a regular file"):
+        FileBackend(fifo).read()
 
 
 def test_unreadable_parent_is_a_clear_error(tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 Files next to the state file FILE (all mode 0600):
 - FILE.lock    the lock, taken with flock(2): the kernel drops it when its holder dies, so a
                kill -9'd apply never blocks the next one. It holds the holder's pid, host and
-               start time for the message a waiting apply prints, and is emptied on release. It
-               is never deleted: removing
-               a file that others wait on lets two processes lock two different files.
+               start time for the message a waiting apply prints, and is emptied on release.
+               It is never deleted: removing a file that others wait on lets two processes
+               lock two different files.
 - FILE.backup  the previous version, replaced on every write.
 - FILE.tmp, FILE.backup.tmp   written, fsync'ed and renamed over their targets, so a reader or
                a crash sees either the old or the new version, never half of one. A leftover
@@ -212,15 +212,17 @@ class FileBackend:
         except OSError as exc:
             raise StateError(f"cannot read state {self.path}: {_os_reason(exc)}") from exc
         try:
-            with os.fdopen(fd, "rb") as stream:
-                status = os.fstat(fd)
-                if stat.S_ISDIR(status.st_mode):
-                    raise StateError(f"state {self.path} is a directory, not a file")
-                if not stat.S_ISREG(status.st_mode):
-                    raise StateError(f"state {self.path} is not a regular file")
+            status = os.fstat(fd)
+            if stat.S_ISDIR(status.st_mode):
+                raise StateError(f"state {self.path} is a directory, not a file")
+            if not stat.S_ISREG(status.st_mode):
+                raise StateError(f"state {self.path} is not a regular file")
+            with os.fdopen(fd, "rb", closefd=False) as stream:
                 raw = stream.read()
         except OSError as exc:
             raise StateError(f"cannot read state {self.path}: {_os_reason(exc)}") from exc
+        finally:
+            os.close(fd)
         return _OnDisk(self._parse(raw), raw, status)
 
     def _parse(self, raw: bytes) -> State:

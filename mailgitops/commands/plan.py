@@ -1,0 +1,57 @@
+"""`mailgitops plan`: the YAML against the live state. Never creates or writes the state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mailgitops import output, render
+from mailgitops.commands.common import add_root_argument, add_state_argument
+from mailgitops.errors import MailgitopsError
+from mailgitops.fsutil import atomic_write
+from mailgitops.pipeline import load_project, make_plan
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    parser = sub.add_parser(
+        "plan",
+        help="show what apply would change",
+        description="Compare the config with the live state and show the changes. "
+        "Exit 0: no changes or changes (see --detailed-exitcode); 1: error or refused plan.",
+    )
+    add_root_argument(parser)
+    add_state_argument(parser)
+    parser.add_argument("--out", metavar="PLANFILE", help="save the plan for `apply PLANFILE`")
+    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    parser.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when there are changes (0 none, 1 error)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    project = load_project(args.root)
+    backend = project.backend(args.state)
+    state = backend.read()
+    plan = make_plan(project, state)
+    if args.out:
+        try:
+            data = json.dumps(plan.to_json(), indent=2).encode() + b"\n"
+            atomic_write(Path(args.out), data)
+        except OSError as exc:
+            raise MailgitopsError(f"cannot write plan file {args.out}: {exc.strerror}") from None
+    output.out(render.render(plan, args.format, output.use_color(sys.stdout)), end="")
+    if plan.refusals:
+        for refusal in plan.refusals:
+            output.error(str(refusal))
+        return 1
+    if args.out:
+        output.err(f"Saved the plan to {args.out}; apply it with `mailgitops apply {args.out}`.")
+    if args.detailed_exitcode and plan.has_changes:
+        return 2
+    return 0

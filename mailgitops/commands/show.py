@@ -1,0 +1,47 @@
+"""`mailgitops show`: what is live, managed or not."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from mailgitops import output
+from mailgitops.commands.common import add_root_argument, add_state_argument
+from mailgitops.pipeline import load_project
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    parser = sub.add_parser("show", help="show the live state", description="Show what is live.")
+    add_root_argument(parser)
+    add_state_argument(parser)
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    project = load_project(args.root)
+    backend = project.backend(args.state)
+    state = backend.read()
+    if args.format == "json":
+        output.out(json.dumps(state.to_json(), indent=2, sort_keys=True))
+        return 0
+    color = output.use_color(sys.stdout)
+    if not state.exists:
+        output.out(f"No live state yet at {backend.describe()} (an empty live system).")
+        return 0
+    output.out(f"Live state {backend.describe()}: lineage {state.lineage}, serial {state.serial}")
+    output.out(f"\nProviders ({len(state.providers)}):")
+    for name, entry in state.providers.items():
+        mark = "" if entry.get("managed") is True else output.paint(" (unmanaged)", "dim", color)
+        imap = entry.get("imap") or {}
+        where = f"{imap.get('host')}:{imap.get('port')}" if imap else entry.get("service_type", "")
+        output.out(f"  {name}{mark}  {where}")
+    output.out(f"\nMailboxes ({len(state.mailboxes)}):")
+    for address, entry in state.mailboxes.items():
+        mark = "" if entry.get("managed") is True else output.paint(" (unmanaged)", "dim", color)
+        output.out(
+            f"  {address}{mark}  owner {entry.get('owner')}, provider {entry.get('provider')}"
+        )
+    return 0

@@ -1,0 +1,418 @@
+"""The plan: desired (the normalized config) against live (the state), as a list of changes in
+the order they will be applied (SPEC §4). The plan knows its changes and whether it is safe
+(safety.py holds the rules that refuse a plan)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from deepdiff import DeepDiff
+
+from mailgitops import __version__
+from mailgitops.errors import MailgitopsError
+from mailgitops.model import Config, Source
+from mailgitops.state.base import State
+
+Action = Literal["create", "update", "delete", "adopt"]
+Kind = Literal["provider", "mailbox"]
+PLAN_FORMAT_VERSION = 1
+
+# Attributes that hold secret references: shown as (sensitive), diffed as a whole.
+SENSITIVE_PATHS: tuple[tuple[str, ...], ...] = (("password",), ("auth", "client_secret"))
+
+
+@dataclass(frozen=True)
+class AttrChange:
+    """One changed attribute: `path` is dotted (`imap.port`); before/after are JSON values,
+    None where absent. Sensitive attributes hold references, never values."""
+
+    path: str
+    before: Any
+    after: Any
+    sensitive: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"path": self.path, "before": self.before, "after": self.after}
+        if self.sensitive:
+            out["sensitive"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    kind: Kind
+    id: str
+    before: dict[str, Any] | None  # the live entry, without `managed`
+    after: dict[str, Any] | None  # the desired entry
+    diff: tuple[AttrChange, ...] = ()
+    source: Source | None = None  # where the entry is in the config
+    live_key: str | None = None  # the live entry's key when it differs (address case)
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "action": self.action,
+            "kind": self.kind,
+            "id": self.id,
+            "before": self.before,
+            "after": self.after,
+            "diff": [d.to_json() for d in self.diff],
+        }
+        if self.source is not None:
+            out["source"] = {"file": self.source.file, "line": self.source.line}
+        if self.live_key is not None:
+            out["live_key"] = self.live_key
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Change:
+        src = data.get("source")
+        return cls(
+            action=data["action"],
+            kind=data["kind"],
+            id=data["id"],
+            before=data.get("before"),
+            after=data.get("after"),
+            diff=tuple(
+                AttrChange(d["path"], d.get("before"), d.get("after"), d.get("sensitive", False))
+                for d in data.get("diff", [])
+            ),
+            source=Source(src["file"], src["line"], 1) if src else None,
+            live_key=data.get("live_key"),
+            notes=tuple(data.get("notes", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Unmanaged:
+    kind: Kind
+    id: str
+    provider: str | None = None  # for a mailbox: the provider it uses
+
+
+@dataclass(frozen=True)
+class StateRef:
+    """Which version of live a plan was made against: any difference makes the plan stale."""
+
+    lineage: str | None
+    serial: int
+    checksum: str
+
+    @classmethod
+    def of(cls, state: State) -> StateRef:
+        return cls(state.lineage, state.serial, state.checksum())
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A reason the plan must not be applied (the deletion rule, access, thresholds)."""
+
+    rule: str
+    message: str
+    details: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *(f"  - {d}" for d in self.details)])
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    unmanaged: tuple[Unmanaged, ...]
+    state: StateRef
+    refusals: tuple[Refusal, ...] = ()
+    warnings: tuple[str, ...] = ()
+    unreadable_secrets: tuple[str, ...] = ()  # references whose value is not readable here
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> dict[str, int]:
+        counts = {"create": 0, "update": 0, "delete": 0, "adopt": 0}
+        for change in self.changes:
+            counts[change.action] += 1
+        return counts
+
+    def summary_line(self) -> str:
+        if not self.changes:
+            return "No changes."
+        s = self.summary()
+        return (
+            f"Plan: {s['create']} to add, {s['update']} to change, {s['delete']} to destroy, "
+            f"{s['adopt']} to adopt."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "format_version": PLAN_FORMAT_VERSION,
+            "mailgitops_version": __version__,
+            "state": {
+                "lineage": self.state.lineage,
+                "serial": self.state.serial,
+                "checksum": self.state.checksum,
+            },
+            "changes": [c.to_json() for c in self.changes],
+            "unmanaged": [
+                {"kind": u.kind, "id": u.id, **({"provider": u.provider} if u.provider else {})}
+                for u in self.unmanaged
+            ],
+            "summary": self.summary(),
+            "refusals": [
+                {"rule": r.rule, "message": r.message, "details": list(r.details)}
+                for r in self.refusals
+            ],
+            "warnings": list(self.warnings),
+            "secrets": {"unreadable": list(self.unreadable_secrets)},
+        }
+        body["checksum"] = _body_checksum(body)
+        return body
+
+    @classmethod
+    def from_json(cls, data: Any, origin: str) -> Plan:
+        """A saved plan; refuses one that was edited or truncated since it was written."""
+        try:
+            if data.get("format_version") != PLAN_FORMAT_VERSION:
+                raise MailgitopsError(
+                    f"{origin}: unsupported plan format_version {data.get('format_version')!r}"
+                )
+            body = {k: v for k, v in data.items() if k != "checksum"}
+            if data.get("checksum") != _body_checksum(body):
+                raise MailgitopsError(
+                    f"{origin}: the plan file was modified after it was written (checksum "
+                    "mismatch); make a new plan"
+                )
+            st = data["state"]
+            return cls(
+                changes=tuple(Change.from_json(c) for c in data["changes"]),
+                unmanaged=tuple(
+                    Unmanaged(u["kind"], u["id"], u.get("provider")) for u in data["unmanaged"]
+                ),
+                state=StateRef(st["lineage"], st["serial"], st["checksum"]),
+                refusals=tuple(
+                    Refusal(r["rule"], r["message"], tuple(r.get("details", ())))
+                    for r in data.get("refusals", [])
+                ),
+                warnings=tuple(data.get("warnings", ())),
+                unreadable_secrets=tuple(data.get("secrets", {}).get("unreadable", ())),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise MailgitopsError(f"{origin}: not a mailgitops plan file ({exc})") from None
+
+
+def _body_checksum(body: dict[str, Any]) -> str:
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _strip(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "managed"}
+
+
+def _dotted(parts: list[Any]) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+def attribute_diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[AttrChange, ...]:
+    """Attribute-level differences. Lists (domains, folders, shared_with) and secret references
+    are compared as a whole: `domains: [a] -> [a, b]` reads better than item paths."""
+    # threshold_to_diff_deeper=0: never collapse a very different entry (an adopted mailbox
+    # made outside with two attributes) into one root-level replacement.
+    diff = DeepDiff(before, after, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
+    paths: dict[tuple[str, ...], None] = {}
+    for report in diff.values():
+        for item in report:
+            parts: list[Any] = item.path(output_format="list")
+            cut: list[str] = []
+            for part in parts:
+                if not isinstance(part, str):
+                    break
+                cut.append(part)
+                if tuple(cut) in SENSITIVE_PATHS:
+                    break
+            if cut:
+                paths[tuple(cut)] = None
+            else:  # a root-level report: every top-level key is a candidate
+                paths.update({(key,): None for key in {*before, *after}})
+    out = []
+    for path in sorted(paths):
+        b = _get(before, path)
+        a = _get(after, path)
+        if b == a:
+            continue
+        out.append(AttrChange(_dotted(list(path)), b, a, path in SENSITIVE_PATHS))
+    return tuple(out)
+
+
+def _get(entry: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
+    node: Any = entry
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _match(
+    live: dict[str, dict[str, Any]], key: str, lowered: dict[str, str]
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The live entry for a desired key; mailbox addresses match case-insensitively."""
+    if key in live:
+        return key, live[key]
+    original = lowered.get(key)
+    if original is not None:
+        return original, live[original]
+    return None, None
+
+
+def _compare(
+    kind: Kind,
+    desired: dict[str, tuple[dict[str, Any], Source | None]],
+    live: dict[str, dict[str, Any]],
+) -> tuple[list[Change], list[Change], list[Unmanaged]]:
+    """(creates/updates/adopts, deletes, unmanaged) for one kind of entry."""
+    lowered = {k.lower(): k for k in live} if kind == "mailbox" else {}
+    upserts: list[Change] = []
+    matched: set[str] = set()
+    for key, (after, source) in desired.items():
+        live_key, entry = _match(live, key, lowered)
+        if entry is None or live_key is None:
+            upserts.append(Change("create", kind, key, None, after, source=source))
+            continue
+        matched.add(live_key)
+        before = _strip(entry)
+        renamed = live_key if live_key != key else None
+        if entry.get("managed") is True:
+            if before == after and renamed is None:  # cheap equality first: most are equal
+                continue
+            upserts.append(
+                Change(
+                    "update",
+                    kind,
+                    key,
+                    before,
+                    after,
+                    attribute_diff(before, after),
+                    source,
+                    renamed,
+                )
+            )
+        else:
+            notes: tuple[str, ...] = ()
+            if kind == "mailbox" and before.get("owner") not in (None, after.get("owner")):
+                notes = (
+                    f"owner change: {before.get('owner')} -> {after.get('owner')} (the live "
+                    "mailbox belongs to another user)",
+                )
+            upserts.append(
+                Change(
+                    "adopt",
+                    kind,
+                    key,
+                    before,
+                    after,
+                    attribute_diff(before, after),
+                    source,
+                    renamed,
+                    notes,
+                )
+            )
+    deletes: list[Change] = []
+    unmanaged: list[Unmanaged] = []
+    for live_key in sorted(live):
+        if live_key in matched:
+            continue
+        entry = live[live_key]
+        if entry.get("managed") is True:
+            deletes.append(Change("delete", kind, live_key, _strip(entry), None))
+        else:
+            provider = entry.get("provider") if kind == "mailbox" else None
+            unmanaged.append(
+                Unmanaged(kind, live_key, provider if isinstance(provider, str) else None)
+            )
+    return upserts, deletes, unmanaged
+
+
+def _derived_notes(changes: list[Change], config: Config) -> list[Change]:
+    """Say why a mailbox's login changes when its provider's login_format changed."""
+    changed_format = {
+        c.id
+        for c in changes
+        if c.kind == "provider" and any(d.path == "login_format" for d in c.diff)
+    }
+    if not changed_format:
+        return changes
+    out = []
+    for c in changes:
+        if (
+            c.kind == "mailbox"
+            and c.after is not None
+            and c.after.get("provider") in changed_format
+            and any(d.path == "login" for d in c.diff)
+        ):
+            note = (
+                f"login follows the login_format of provider `{c.after['provider']}`, "
+                "which changes in this plan"
+            )
+            c = Change(
+                c.action,
+                c.kind,
+                c.id,
+                c.before,
+                c.after,
+                c.diff,
+                c.source,
+                c.live_key,
+                (*c.notes, note),
+            )
+        out.append(c)
+    return out
+
+
+def compute(config: Config, state: State) -> Plan:
+    """The plan that makes `state` match `config`, in the order of application (SPEC §4):
+    provider upserts, mailbox upserts, mailbox deletes, provider deletes."""
+    from mailgitops import safety
+
+    providers = {name: (p.attrs(), p.source) for name, p in config.providers.items()}
+    mailboxes = {addr: (m.attrs(), m.source) for addr, m in config.mailboxes.items()}
+    p_up, p_del, p_unmanaged = _compare("provider", providers, state.providers)
+    m_up, m_del, m_unmanaged = _compare("mailbox", mailboxes, state.mailboxes)
+    changes = _derived_notes([*p_up, *m_up, *m_del, *p_del], config)
+    plan = Plan(
+        changes=tuple(changes),
+        unmanaged=tuple(p_unmanaged + m_unmanaged),
+        state=StateRef.of(state),
+    )
+    return safety.check(plan, state)
+
+
+def apply_to(plan: Plan, state: State, lineage: str) -> State:
+    """The state after applying `plan`: entries replaced by the desired attributes (so a new
+    plan finds them equal), serial + 1. Returns `state` itself when there is nothing to do."""
+    if not plan.changes:
+        return state
+    providers = dict(state.providers)
+    mailboxes = dict(state.mailboxes)
+    for change in plan.changes:
+        entries = providers if change.kind == "provider" else mailboxes
+        if change.live_key is not None:
+            entries.pop(change.live_key, None)
+        if change.action == "delete":
+            entries.pop(change.id, None)
+        else:
+            assert change.after is not None
+            entries[change.id] = {"managed": True, **change.after}
+    return State(
+        lineage=state.lineage or lineage,
+        serial=state.serial + 1,
+        providers=dict(sorted(providers.items())),
+        mailboxes=dict(sorted(mailboxes.items())),
+    )

@@ -1,0 +1,87 @@
+"""Secret references: {env: NAME} or {file: PATH}. Values are read only to check that apply can
+deliver them, never returned to anything that prints, logs or stores.
+
+Rotation: the state stores the reference only. A user who rotates the value behind an
+unchanged reference bumps its `version:` label; the plan then shows the secret as changed and
+apply delivers the new value (docs/secrets.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from mailgitops.plan import SENSITIVE_PATHS, Change, Plan
+
+MAX_SECRET_BYTES = 64 * 1024
+
+
+def describe(ref: dict[str, Any]) -> str:
+    """`env:NAME` or `file:PATH`, for messages."""
+    if "env" in ref:
+        return f"env:{ref['env']}"
+    return f"file:{ref.get('file')}"
+
+
+def unreadable_reason(ref: dict[str, Any], root: Path) -> str | None:
+    """Why the value behind `ref` cannot be read here, or None when it can. The value itself
+    is discarded at once."""
+    if "env" in ref:
+        value = os.environ.get(str(ref["env"]))
+        if value is None:
+            return "environment variable not set"
+        return "environment variable is empty" if value == "" else None
+    raw = ref.get("file")
+    if not isinstance(raw, str):
+        return "not a secret reference"
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = root / path
+    try:
+        with open(path, "rb") as fh:
+            size = len(fh.read(MAX_SECRET_BYTES + 1))
+    except OSError as exc:
+        return f"cannot read the file ({exc.strerror})"
+    if size > MAX_SECRET_BYTES:
+        return f"the file is larger than {MAX_SECRET_BYTES} bytes"
+    return "the file is empty" if size == 0 else None
+
+
+def _refs(entry: dict[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    if not entry:
+        return
+    for path in SENSITIVE_PATHS:
+        node: Any = entry
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            yield ".".join(path), node
+
+
+def delivered(change: Change) -> Iterator[dict[str, Any]]:
+    """The secret references whose value applying `change` sends to the CRM: all of a new or
+    adopted entry's, and those an update changes (a new reference or a new version)."""
+    if change.action == "delete":
+        return
+    changed = {d.path for d in change.diff}
+    for path, ref in _refs(change.after):
+        if change.action in ("create", "adopt") or path in changed:
+            yield ref
+
+
+def unreadable(changes: Iterable[Change], root: Path) -> list[str]:
+    """`env:NAME (reason)` for every delivered secret that cannot be read here."""
+    out: dict[str, None] = {}
+    for change in changes:
+        for ref in delivered(change):
+            reason = unreadable_reason(ref, root)
+            if reason is not None:
+                out[f"{describe(ref)} ({reason})"] = None
+    return list(out)
+
+
+def with_unreadable(plan: Plan, root: Path) -> Plan:
+    import dataclasses
+
+    return dataclasses.replace(plan, unreadable_secrets=tuple(unreadable(plan.changes, root)))
