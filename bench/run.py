@@ -7,8 +7,9 @@ Generates a config repository with bench/generate.py into bench/_work/, then tim
 contender as a separate child process, round-robin (each round runs every contender once, in
 an order rotated by one per round, so machine noise hits all of them alike). Wall time is
 measured around the child; peak memory is the child's own ru_maxrss from os.wait4 (the
-per-child rusage, not the cumulative RUSAGE_CHILDREN). Everything the script writes goes to
-bench/_work/ (gitignored), except the --json file you ask for.
+per-child rusage, not the cumulative RUSAGE_CHILDREN), taken by a tiny launcher process.
+Everything the script writes goes to bench/_work/ (gitignored), except the --json file you
+ask for.
 
 Contenders (see bench/README.md):
   floor       parse every YAML file (CSafeLoader) and the state (json.load), nothing else
@@ -28,10 +29,10 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,35 +123,59 @@ def _read(path: Path) -> str:
         return ""
 
 
+# The measured command is started by this tiny launcher (python -S, only os/sys/time), which
+# forks, execs it and reports the wall time and the ru_maxrss that os.wait4 returns for exactly
+# that child. Why not wait4 on a child of run.py itself: Linux starts a child's ru_maxrss at
+# the RSS of the process it was forked from (the old image's high-water mark is kept across
+# exec), so a child of a large parent (run.py after generating 100,000 mailboxes in-process)
+# would report at least the parent's size. The launcher is smaller than any measured child.
+LAUNCHER = """\
+import os, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        os.write(2, f"cannot run {argv[0]}: {exc}\\n".encode())
+    os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(report, "w") as fh:
+    fh.write(f"{seconds!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}\\n")
+"""
+
+
 def run_child(argv: list[str], env: dict[str, str], cwd: Path, name: str,
               timeout: float) -> Measurement:
     """Runs argv to completion with stdout/stderr in bench/_work/logs/NAME.*; returns its
-    wall time and its own peak RSS (os.wait4 gives the rusage of exactly this child)."""
+    wall time and its own peak RSS."""
     logs = WORK / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     out_path, err_path = logs / f"{name}.stdout", logs / f"{name}.stderr"
+    report = logs / f"{name}.rusage"
+    report.unlink(missing_ok=True)
+    timed_out = False
     with out_path.open("wb") as out, err_path.open("wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                env=env, cwd=cwd)
-        killed = threading.Event()
-
-        def kill() -> None:
-            killed.set()
-            proc.kill()
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
+        proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, str(report), *argv],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                                cwd=cwd, start_new_session=True)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        seconds = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    proc.returncode = code  # reaped by wait4: tell Popen so it does not try again
-    return Measurement(seconds=seconds, maxrss_mib=usage.ru_maxrss / 1024.0,  # KiB on Linux
-                       exit_code=code, timed_out=killed.is_set(),
-                       stdout_path=out_path, stderr_path=err_path)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and the measured command
+            proc.wait()
+        outer = time.perf_counter() - start
+    try:
+        seconds_s, maxrss_kib, code_s = report.read_text().split()
+        seconds, maxrss, code = float(seconds_s), int(maxrss_kib) / 1024.0, int(code_s)
+    except (OSError, ValueError):  # killed, or the launcher itself failed
+        seconds, maxrss, code = outer, 0.0, proc.returncode or 1
+    return Measurement(seconds=seconds, maxrss_mib=maxrss, exit_code=code,
+                       timed_out=timed_out, stdout_path=out_path, stderr_path=err_path)
 
 
 # --------------------------------------------------------------------------------------------

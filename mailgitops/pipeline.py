@@ -3,6 +3,7 @@ state backend, make the plan."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,4 +80,7 @@ def require_config(project: Project, state: State | None = None) -> Config:
 def make_plan(project: Project, state: State) -> Plan:
     config = require_config(project, state)
     plan = compute(config, state)
+    warnings = tuple(str(d) for d in project.checked.findings.sorted() if d.severity == "warning")
+    if warnings:
+        plan = dataclasses.replace(plan, warnings=(*warnings, *plan.warnings))
     return secrets.with_unreadable(plan, project.root)

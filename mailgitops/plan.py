@@ -350,7 +350,8 @@ def _derived_notes(changes: list[Change], config: Config) -> list[Change]:
     if not changed_format:
         return changes
     out = []
-    for c in changes:
+    for change in changes:
+        c = change
         if (
             c.kind == "mailbox"
             and c.after is not None

@@ -115,10 +115,10 @@ def test_delete_managed_and_leave_unmanaged_alone(cli: Cli) -> None:
     live["mailboxes"]["zed@example.com"] = {"provider": "corp", "owner": "zed"}  # made in the UI
     cli.state.write_text(json.dumps(live))
     tree(cli.root, {"mailboxes.d/team.yaml": TEAM.split("  - address: bob")[0]})
-    code, plan = cli.plan_json()
+    _code, plan = cli.plan_json()
     assert _actions(plan) == [("delete", "mailbox", "bob@example.com")]
     assert plan["unmanaged"] == [{"kind": "mailbox", "id": "zed@example.com", "provider": "corp"}]
-    code, out, _ = cli("plan")
+    _code, out, _ = cli("plan")
     assert "zed@example.com" in out
     assert cli("apply", "--auto-approve")[0] == 0
     live = cli.live()
@@ -134,7 +134,7 @@ def test_deletion_rule_outside_mailbox(cli: Cli) -> None:
     cli.state.write_text(json.dumps(live))
     before = cli.state.read_bytes()
     (cli.root / "providers.d/other.yaml").unlink()
-    code, out, err = cli("plan")
+    code, _out, err = cli("plan")
     assert code == 1
     assert "cannot delete provider `other`" in err
     assert "ui@other.com (created outside mailgitops)" in err
@@ -156,7 +156,7 @@ def test_deletion_rule_config_mailbox_names_file_line(cli: Cli) -> None:
     )
     assert cli("apply", "--auto-approve")[0] == 0
     (cli.root / "providers.d/other.yaml").unlink()
-    code, out, err = cli("plan")
+    code, _out, err = cli("plan")
     assert code == 1
     assert "cannot delete provider `other`" in err
     assert "carl@other.com (mailboxes.d/o.yaml:2)" in err
@@ -195,7 +195,7 @@ def test_saved_plan_applies_and_stale_plan_is_refused(cli: Cli, tmp_path: Path) 
     planfile = tmp_path / "plan.json"
     assert cli("plan", "--out", str(planfile))[0] == 0
     assert stat.S_IMODE(os.stat(planfile).st_mode) == 0o600
-    code, out, err = cli("apply", str(planfile))
+    code, _out, err = cli("apply", str(planfile))
     assert code == 0, err
     assert cli.live()["serial"] == 1
     # replaying the first plan (made against an empty state) is refused (Terraform #24078)
@@ -254,7 +254,7 @@ def test_tampered_plan_file_is_refused(cli: Cli, tmp_path: Path) -> None:
 def test_corrupt_state_is_an_error_and_never_overwritten(cli: Cli, content: bytes) -> None:
     cli.state.write_bytes(content)
     for argv in (("plan",), ("apply", "--auto-approve"), ("show",)):
-        code, out, err = cli(*argv)
+        code, _out, err = cli(*argv)
         assert code == 1, argv
         assert str(cli.state) in err or cli.state.name in err
         assert "Traceback" not in err
@@ -270,7 +270,7 @@ def test_apply_without_tty_needs_auto_approve(cli: Cli) -> None:
 def test_login_format_change_updates_logins_with_a_note(cli: Cli) -> None:
     assert cli("apply", "--auto-approve")[0] == 0
     tree(cli.root, {"providers.d/corp.yaml": CORP + "login_format: mailbox_name\n"})
-    code, plan = cli.plan_json()
+    _code, plan = cli.plan_json()
     mailbox_changes = [c for c in plan["changes"] if c["kind"] == "mailbox"]
     assert [c["id"] for c in mailbox_changes] == ["alice@example.com", "bob@example.com"]
     alice = mailbox_changes[0]
@@ -307,7 +307,7 @@ def test_secret_rotation_and_missing_secret(cli: Cli, monkeypatch: pytest.Monkey
 
 def test_plan_with_invalid_config_fails(cli: Cli) -> None:
     tree(cli.root, {"mailboxes.d/bad.yaml": "mailboxes:\n  - address: x@example.com\n"})
-    code, out, err = cli("plan")
+    code, _out, err = cli("plan")
     assert code == 1
     assert "mailboxes.d/bad.yaml:2:5: error: missing required key `owner`" in err
     assert not cli.state.exists()

@@ -113,11 +113,11 @@ def _walk(value: Any, path: str, out: dict[str, Any]) -> None:
         out[path] = value
 
 
-def flatten(entry: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(entry: dict[str, Any]) -> dict[str, Any]:
     """Nested mappings as dotted paths (`imap.host`); lists stay whole."""
     out: dict[str, Any] = {}
     for key, value in entry.items():
-        _walk(value, f"{prefix}{key}", out)
+        _walk(value, str(key), out)
     return out
 
 
