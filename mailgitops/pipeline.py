@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailgitops import normalize, output, safety, secrets
+from mailgitops import access, normalize, output, safety, secrets
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import ConfigError
+from mailgitops.load import SETTINGS_FILE
 from mailgitops.model import Config
 from mailgitops.plan import Plan, Refusal, compute
 from mailgitops.state import open_backend
@@ -77,9 +78,23 @@ def require_config(project: Project, state: State | None = None) -> Config:
     return normalize.build(checked)
 
 
-def make_plan(project: Project, state: State) -> Plan:
+def check_access(project: Project, plan: Plan, actor: str | None) -> Plan:
+    """The plan with the access rules of mailgitops.yaml applied for `actor`. A saved plan is
+    applied without checking the whole config again, but never past a mailgitops.yaml with
+    errors: access rules that cannot be read must not count as no rules."""
+    broken = [d for d in project.checked.findings.errors if d.file == SETTINGS_FILE]
+    if broken:
+        report_findings(sorted(broken))
+        raise ConfigError(
+            f"{SETTINGS_FILE} has {len(broken)} error(s), so its access rules cannot be "
+            "checked; nothing was applied"
+        )
+    return access.check(plan, project.settings, actor)
+
+
+def make_plan(project: Project, state: State, actor: str | None = None) -> Plan:
     config = require_config(project, state)
-    plan = compute(config, state)
+    plan = check_access(project, compute(config, state), actor)
     warnings = tuple(str(d) for d in project.checked.findings.sorted() if d.severity == "warning")
     if warnings:
         plan = dataclasses.replace(plan, warnings=(*warnings, *plan.warnings))

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mailgitops import output, render, safety, secrets
+from mailgitops import access, output, render, safety, secrets
 from mailgitops.commands.common import add_root_argument, add_state_argument
 from mailgitops.errors import (
     MailgitopsError,
@@ -22,7 +22,7 @@ from mailgitops.errors import (
     StalePlanError,
     UsageError,
 )
-from mailgitops.pipeline import load_project, make_plan
+from mailgitops.pipeline import check_access, load_project, make_plan
 from mailgitops.plan import Plan, StateRef, apply_to
 from mailgitops.state.base import State
 
@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_root_argument(parser)
     add_state_argument(parser)
     parser.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved by --out")
+    parser.add_argument(
+        "--actor",
+        metavar="NAME",
+        help="who makes the changes, checked against the access rules of mailgitops.yaml "
+        "(default: $MAILGITOPS_ACTOR)",
+    )
     parser.add_argument(
         "--auto-approve", action="store_true", help="apply without asking (needed without a TTY)"
     )
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             "apply without a PLANFILE asks for confirmation, and there is no terminal: "
             "pass --auto-approve, or apply a reviewed plan file"
         )
+    actor = access.actor_from(args.actor)
     saved = _load_plan(args.planfile) if args.planfile else None
     project = load_project(args.root)
     backend = project.backend(args.state)
@@ -106,8 +113,11 @@ def run(args: argparse.Namespace) -> int:
                 )
             # The rules are checked again: a plan file may come from an older version.
             plan = safety.check(saved, current)
+            # Access counts for who applies, not who planned: a saved plan carries no actor
+            # that could be trusted (docs/access.md).
+            plan = check_access(project, plan, actor)
         else:
-            plan = make_plan(project, current)
+            plan = make_plan(project, current, actor)
             output.out(render.render(plan, "text", output.use_color(sys.stdout)), end="")
         if plan.refusals:
             raise PlanRefused("the plan is refused:\n" + "\n".join(str(r) for r in plan.refusals))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mailgitops import output, render
+from mailgitops import access, output, render
 from mailgitops.commands.common import add_root_argument, add_state_argument
 from mailgitops.errors import MailgitopsError
 from mailgitops.fsutil import atomic_write
@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--out", metavar="PLANFILE", help="save the plan for `apply PLANFILE`")
     parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     parser.add_argument(
+        "--actor",
+        metavar="NAME",
+        help="who makes the changes, checked against the access rules of mailgitops.yaml "
+        "(default: $MAILGITOPS_ACTOR)",
+    )
+    parser.add_argument(
         "--detailed-exitcode",
         action="store_true",
         help="exit 2 when there are changes (0 none, 1 error)",
@@ -38,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     project = load_project(args.root)
     backend = project.backend(args.state)
     state = backend.read()
-    plan = make_plan(project, state)
+    plan = make_plan(project, state, access.actor_from(args.actor))
     if args.out:
         try:
             data = json.dumps(plan.to_json(), indent=2).encode() + b"\n"

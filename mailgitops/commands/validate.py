@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +67,18 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     elif args.format == "github":
+        # Annotations name files relative to the checkout (the working directory in CI), so
+        # with -C DIR the config root's own path is put in front.
+        prefix = os.path.relpath(args.root)
         for d in diags:
+            file = os.path.normpath(os.path.join(prefix, d.file))
             level = "error" if d.severity == "error" else "warning"
             output.out(
-                f"::{level} file={_github_escape(d.file, True)},line={d.line},"
+                f"::{level} file={_github_escape(file, True)},line={d.line},"
                 f"col={d.col},title={_github_escape(d.rule, True)}::"
                 f"{_github_escape(d.message)}"
             )
     else:
-        import sys
-
         color = output.use_color(sys.stdout)
         if diags:
             output.out(render_text(diags, color))
