@@ -33,6 +33,7 @@ MAX_EXPANSION_FACTOR = 20
 # libyaml's composer recurses in C: a deeply nested document would crash the process, so the
 # depth is measured on the (iterative) event stream first when the text could be that deep.
 MAX_DEPTH = 100
+_BRACKETS = re.compile(r"[\[\]{}]")
 _DEEP_HINT = re.compile(rf"^[ \t?:-]{{{MAX_DEPTH},}}", re.MULTILINE)
 
 PROVIDERS_DIR = "providers.d"
@@ -42,6 +43,7 @@ SETTINGS_FILE = "mailgitops.yaml"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _INT_TAG = "tag:yaml.org,2002:int"
+_STR_TAG = "tag:yaml.org,2002:str"
 _STRICT_BOOLS = frozenset({"true", "false"})
 _SURPRISING_INT = re.compile(r"^[-+]?(0[0-7_]+|[0-9][0-9_]*(:[0-5]?[0-9])+)$")
 
@@ -190,6 +192,70 @@ for _tag in ("binary", "set", "omap", "pairs"):
     _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _construct_unsupported)
 
 
+class _FastLoader(_BaseLoader):
+    """The loader for the common case, a clean file: builds plain dicts and lists as fast as
+    PyYAML's own SafeLoader, and only notices what the marking loader would report (a
+    duplicate or non-string key, a YAML 1.1 re-typed scalar, an unsupported tag). A file it
+    flags is parsed again by the marking loader, which says where and why."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.suspicious = False
+
+
+def _fast_map(loader: _FastLoader, node: MappingNode) -> Iterator[dict[str, Any]]:
+    data: dict[str, Any] = {}
+    yield data
+    pairs = node.value
+    for key_node, _ in pairs:
+        if key_node.tag == _MERGE_TAG:
+            loader.flatten_mapping(node)
+            pairs = node.value
+            break
+    construct = loader.construct_object
+    for key_node, value_node in pairs:
+        if key_node.tag != _STR_TAG:
+            loader.suspicious = True
+            continue
+        key = key_node.value
+        if key in data:
+            loader.suspicious = True  # a duplicate, or a merged key overridden (checked again)
+        tag = value_node.tag
+        if tag in (_BOOL_TAG, _INT_TAG) and not value_node.style:
+            text = value_node.value
+            if (tag == _BOOL_TAG and text.lower() not in _STRICT_BOOLS) or (
+                tag == _INT_TAG and _SURPRISING_INT.match(text)
+            ):
+                loader.suspicious = True
+        data[key] = construct(value_node)
+
+
+def _fast_seq(loader: _FastLoader, node: SequenceNode) -> Iterator[list[Any]]:
+    data: list[Any] = []
+    yield data
+    construct = loader.construct_object
+    for child in node.value:
+        tag = child.tag
+        if tag in (_BOOL_TAG, _INT_TAG) and not child.style:
+            text = child.value
+            if (tag == _BOOL_TAG and text.lower() not in _STRICT_BOOLS) or (
+                tag == _INT_TAG and _SURPRISING_INT.match(text)
+            ):
+                loader.suspicious = True
+        data.append(construct(child))
+
+
+def _fast_unsupported(loader: _FastLoader, node: Node) -> None:
+    loader.suspicious = True
+
+
+_FastLoader.add_constructor("tag:yaml.org,2002:map", _fast_map)
+_FastLoader.add_constructor("tag:yaml.org,2002:seq", _fast_seq)
+_FastLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
+for _tag in ("binary", "set", "omap", "pairs"):
+    _FastLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _fast_unsupported)
+
+
 def _check_expansion(root: Node) -> None:
     """Count the nodes the document would have with every alias expanded, without expanding:
     post-order over the node graph, memoized by node identity."""
@@ -232,13 +298,27 @@ class Document:
     data: Any
     problems: list[Diagnostic] = field(default_factory=list)
     raw: bytes = b""
+    root_mark: tuple[int, int] = (1, 1)
+    item_marks: list[tuple[int, int]] = field(default_factory=list)
+    _marked: Any = None
+
+    def marked(self) -> Any:
+        """The data with marks (MarkedDict/MarkedList), for placing a finding: parsed again on
+        first use when the file was loaded the fast way, which only happens for files that
+        have a finding."""
+        if isinstance(self.data, (MarkedDict, MarkedList)):
+            return self.data
+        if self._marked is None:
+            scratch = Document(self.path, None)
+            self._marked = _marked(self.raw.decode("utf-8-sig"), scratch)
+        return self._marked
 
     def problem(self, line: int, col: int, message: str, rule: str) -> None:
         self.problems.append(Diagnostic(self.path, line, col, "error", message, rule))
 
 
 def _too_deep(text: str) -> bool:
-    if text.count("[") + text.count("{") < MAX_DEPTH and not _DEEP_HINT.search(text):
+    if not _DEEP_HINT.search(text) and _flow_depth_bound(text) <= MAX_DEPTH:
         return False
     depth = 0
     try:
@@ -252,6 +332,21 @@ def _too_deep(text: str) -> bool:
     except yaml.YAMLError:
         return False  # the real parse reports the syntax error with its place
     return False
+
+
+def _flow_depth_bound(text: str) -> int:
+    """An upper bound of the flow nesting depth ([ and { in quoted text count too), looking
+    only at the bracket characters: cheap for files with few brackets."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return 0
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(text):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def _tab_at(text: str, mark: Any) -> bool:
@@ -297,18 +392,41 @@ def parse(raw: bytes, relpath: str) -> Document:
     if _too_deep(text):
         doc.problem(1, 1, f"the document is nested more than {MAX_DEPTH} levels deep", "yaml-depth")
         return doc
+    fast = _FastLoader(text)
+    data = _load(fast, text, doc)
+    if doc.problems or data is None:
+        return doc
+    if fast.suspicious:
+        doc.data = _marked(text, doc)
+    else:
+        doc.data = data
+    return doc
+
+
+def _marked(text: str, doc: Document) -> Any:
+    """The data with marks on every mapping and sequence, and the problems only marks can
+    place (duplicate keys, YAML 1.1 surprises) added to `doc`."""
     loader = _Loader(text)
+    data = _load(loader, text, doc)
+    for line, col, message, rule in loader.problems:
+        doc.problem(line, col, message, rule)
+    return data
+
+
+def _load(loader: _FastLoader | _Loader, text: str, doc: Document) -> Any:
+    """Compose and construct one document; a problem goes into `doc` and gives None."""
     try:
         node = loader.get_single_node()
         if node is None:
             doc.problem(1, 1, "file holds no YAML document (only comments?)", "empty-file")
-            return doc
+            return None
         if "*" in text:
             _check_expansion(node)
-        data = loader.construct_document(node)
+        doc.root_mark = _mark(node)
+        doc.item_marks = _item_marks(node)
+        return loader.construct_document(node)
     except _Bomb as exc:
         doc.problem(1, 1, str(exc), "alias-bomb")
-        return doc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -318,23 +436,28 @@ def parse(raw: bytes, relpath: str) -> Document:
         else:
             context = f" ({exc.context})" if exc.context and exc.problem else ""
             doc.problem(line, col, f"invalid YAML: {problem}{context}", "yaml-syntax")
-        return doc
     except yaml.YAMLError as exc:  # ReaderError: control characters such as NUL
         position = getattr(exc, "position", 0)
         line = text[:position].count("\n") + 1
         col = position - (text.rfind("\n", 0, position) + 1) + 1
         reason = getattr(exc, "reason", None) or "unreadable YAML"
         doc.problem(line, col, f"invalid YAML: {reason}", "yaml-syntax")
-        return doc
     except RecursionError:
         doc.problem(1, 1, "the document is nested too deeply", "yaml-depth")
-        return doc
     finally:
         loader.dispose()
-    for line, col, message, rule in loader.problems:
-        doc.problem(line, col, message, rule)
-    doc.data = data
-    return doc
+    return None
+
+
+def _item_marks(root: Node) -> list[tuple[int, int]]:
+    """Where each item of a top-level `mailboxes:` list starts: the place of every mailbox,
+    kept even when the data is loaded without marks."""
+    if not isinstance(root, MappingNode):
+        return []
+    for key_node, value_node in root.value:
+        if key_node.value == "mailboxes" and isinstance(value_node, SequenceNode):
+            return [_mark(item) for item in value_node.value]
+    return []
 
 
 def read(root: Path, relpath: str) -> Document:

@@ -84,7 +84,7 @@ def provider(entry: ProviderEntry) -> Provider:
         login_format=data.get("login_format", "email_address"),
         auth=auth,
         display_name=data.get("display_name"),
-        source=Source(entry.doc.path, data.line, data.col),
+        source=Source(entry.doc.path, *entry.doc.root_mark),
     )
 
 
@@ -120,7 +120,7 @@ def mailbox(entry: MailboxEntry, providers: dict[str, Provider]) -> Mailbox:
         signature=data.get("signature"),
         sync=sync,
         shared_with=shares,
-        source=Source(entry.doc.path, entry.item.line, entry.item.col),
+        source=Source(entry.doc.path, *entry.mark),
     )
 
 

@@ -12,7 +12,7 @@ from jsonschema.exceptions import best_match
 
 from mailgitops import schema
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.load import key_position, locate, note
+from mailgitops.load import Document, key_position, locate, note
 
 SECRET_KEYS = frozenset({"password", "client_secret"})
 _TYPE_NAMES = {
@@ -140,8 +140,17 @@ def _unknown(error: ValidationError) -> Iterable[tuple[list[Any], str, str]]:
         yield [*path, key], f"unknown key `{key}`{hint}", "unknown-key"
 
 
-def check(data: Any, schema_name: str, file: str) -> list[Diagnostic]:
-    """Every schema problem of `data` against schema `schema_name`."""
+def check(doc: Document, schema_name: str) -> list[Diagnostic]:
+    """Every schema problem of a document against schema `schema_name`. A compiled pass/fail
+    check runs first (clean files are the common case); only a failing document is validated
+    again by jsonschema, on its marked data, for messages and places."""
+    if schema.is_valid(schema_name, doc.data):
+        return []
+    return problems(doc.marked(), schema_name, doc.path)
+
+
+def problems(data: Any, schema_name: str, file: str) -> list[Diagnostic]:
+    """Every schema problem of `data` (with marks) against schema `schema_name`."""
     validator = schema.validator(schema_name)
     found: list[tuple[list[Any], str, str, bool]] = []  # path, message, rule, at the key
     type_paths: set[tuple[Any, ...]] = set()

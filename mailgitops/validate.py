@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from mailgitops import schemacheck
 from mailgitops.diagnostics import Collector
-from mailgitops.load import Document, MarkedDict, Tree, load_tree, locate, note
+from mailgitops.load import Document, Tree, load_tree, locate, note
 
 STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
     "imap": {"ssl_tls": frozenset({993}), "starttls": frozenset({143}), "none": frozenset({143})},
@@ -29,7 +29,7 @@ STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
 @dataclass
 class ProviderEntry:
     doc: Document
-    data: MarkedDict
+    data: dict[str, Any]
 
     @property
     def name(self) -> str | None:
@@ -45,7 +45,7 @@ class ProviderEntry:
         return node
 
     def place(self, *path: str | int) -> tuple[int, int]:
-        return locate(self.data, path)
+        return locate(self.doc.marked(), path)
 
     def where(self, *path: str | int) -> str:
         line, col = self.place(*path)
@@ -81,8 +81,8 @@ def _has(node: Any, path: tuple[str | int, ...]) -> bool:
 class MailboxEntry:
     doc: Document
     index: int
-    item: MarkedDict
-    defaults: MarkedDict | None
+    item: dict[str, Any]
+    defaults: dict[str, Any] | None
     merged: dict[str, Any]
     provider: str | None = None  # resolved name, once known
 
@@ -94,15 +94,19 @@ class MailboxEntry:
     def place(self, *path: str | int) -> tuple[int, int]:
         """Where an attribute of the merged mailbox is written: in the item itself, else in
         the file's defaults, else the item's mapping."""
-        if _has(self.item, path):
-            return locate(self.item, path)
-        if self.defaults is not None and _has(self.defaults, path):
-            return locate(self.defaults, path)
-        return (
-            locate(self.item, path[:1])
-            if path and path[0] in self.item
-            else (self.item.line, self.item.col)
-        )
+        marked = self.doc.marked()
+        item = marked["mailboxes"][self.index]
+        defaults = marked.get("defaults")
+        if _has(item, path):
+            return locate(item, path)
+        if isinstance(defaults, dict) and _has(defaults, path):
+            return locate(defaults, path)
+        return locate(item, path[:1]) if path and path[0] in item else self.mark
+
+    @property
+    def mark(self) -> tuple[int, int]:
+        """Where the mailbox's mapping starts."""
+        return self.doc.item_marks[self.index]
 
     def where(self, *path: str | int) -> str:
         line, _col = self.place(*path)
@@ -140,10 +144,10 @@ def check_tree(tree: Tree) -> CheckedConfig:
         found.extend(doc.problems)
         if doc.data is None:
             continue
-        if not isinstance(doc.data, MarkedDict):
+        if not isinstance(doc.data, dict):
             found.add(doc.path, 1, 1, "a provider file must be a mapping", "type")
             continue
-        found.extend(schemacheck.check(doc.data, "provider", doc.path))
+        found.extend(schemacheck.check(doc, "provider"))
         checked.providers.append(ProviderEntry(doc, doc.data))
     for doc in tree.mailboxes:
         found.extend(doc.problems)
@@ -154,7 +158,7 @@ def check_tree(tree: Tree) -> CheckedConfig:
                 doc.path, 1, 1, "a mailboxes file must be a mapping with `mailboxes:`", "type"
             )
             continue
-        found.extend(schemacheck.check(doc.data, "mailboxes", doc.path))
+        found.extend(schemacheck.check(doc, "mailboxes"))
         _collect_mailboxes(doc, checked)
     _check_providers(checked)
     _check_mailboxes(checked)
@@ -169,8 +173,10 @@ def _check_settings(doc: Document, checked: CheckedConfig) -> None:
     if not isinstance(doc.data, dict):
         found.add(doc.path, 1, 1, "mailgitops.yaml must be a mapping", "type")
         return
-    found.extend(schemacheck.check(doc.data, "settings", doc.path))
+    doc.data = doc.marked()  # a small file: always with marks, for the checks below
+    found.extend(schemacheck.check(doc, "settings"))
     checked.settings = doc.data
+    _check_access(doc, found)
     dsn = doc.data.get("state", {}).get("dsn") if isinstance(doc.data.get("state"), dict) else None
     if isinstance(dsn, str) and _dsn_has_password(dsn):
         line, col = locate(doc.data, ["state", "dsn"])
@@ -181,6 +187,65 @@ def _check_settings(doc: Document, checked: CheckedConfig) -> None:
             "the DSN holds a password: move it to `password: {env: NAME}` (the value is not shown)",
             "plaintext-secret",
         )
+
+
+def _check_access(doc: Document, found: Collector) -> None:
+    """The access lists name users consistently. The schema leaves these to us so that each
+    finding names its place: the later occurrence of a duplicate, the empty list itself."""
+    access = doc.data.get("access")
+    if not isinstance(access, dict):
+        return
+    admins: dict[str, int] = {}  # folded user -> index in administrators
+    for role in ("administrators", "mailbox_managers"):
+        users = access.get(role)
+        if not isinstance(users, list):
+            continue
+        if not users:
+            line, col = locate(doc.data, ["access", role])
+            found.add(
+                doc.path,
+                line,
+                col,
+                f"`{role}` is empty: list at least one user"
+                + (
+                    " (without an administrator nobody could change a provider)"
+                    if role == "administrators"
+                    else ", or remove the key"
+                ),
+                "empty-list",
+            )
+        seen: dict[str, int] = {}
+        for index, user in enumerate(users):
+            if not isinstance(user, str):
+                continue  # the schema reports it
+            key = user.strip().casefold()  # users compare as access.py compares them
+            line, col = locate(doc.data, ["access", role, index])
+            if key in seen:
+                first = locate(doc.data, ["access", role, seen[key]])
+                found.add(
+                    doc.path,
+                    line,
+                    col,
+                    f"user `{user}` is listed twice in `{role}`: also at "
+                    f"{doc.path}:{first[0]}:{first[1]}",
+                    "duplicate-user",
+                )
+                continue
+            seen[key] = index
+            if role == "administrators":
+                admins[key] = index
+            elif key in admins:
+                admin_line = locate(doc.data, ["access", "administrators", admins[key]])[0]
+                found.add(
+                    doc.path,
+                    line,
+                    col,
+                    f"user `{user}` is an administrator already ({doc.path}:{admin_line}), "
+                    "which includes every right of a mailbox manager; listing them here is "
+                    "redundant",
+                    "redundant-user",
+                    "warning",
+                )
 
 
 def _dsn_has_password(dsn: str) -> bool:
@@ -195,20 +260,19 @@ def _dsn_has_password(dsn: str) -> bool:
 def _collect_mailboxes(doc: Document, checked: CheckedConfig) -> None:
     data = doc.data
     defaults = data.get("defaults")
-    defaults = defaults if isinstance(defaults, MarkedDict) else None
+    defaults = defaults if isinstance(defaults, dict) else None
     items = data.get("mailboxes")
     if not isinstance(items, list):
         return
     for index, item in enumerate(items):
-        if not isinstance(item, MarkedDict):
+        if not isinstance(item, dict):
             continue
         merged = _merge(defaults, item)
         entry = MailboxEntry(doc, index, item, defaults, merged)
         checked.mailboxes.append(entry)
         if "owner" not in merged:
-            checked.findings.add(
-                doc.path, item.line, item.col, "missing required key `owner`", "missing-key"
-            )
+            line, col = entry.mark
+            checked.findings.add(doc.path, line, col, "missing required key `owner`", "missing-key")
 
 
 def _check_providers(checked: CheckedConfig) -> None:
@@ -446,8 +510,7 @@ def _check_login(mb: MailboxEntry, pentry: ProviderEntry | None, found: Collecto
     if fmt == "manual" and "login" not in mb.merged:
         found.add(
             path,
-            mb.item.line,
-            mb.item.col,
+            *mb.mark,
             f"missing `login`: provider `{pentry.name}` has login_format: manual",
             "login-required",
         )
@@ -472,8 +535,7 @@ def _check_password(mb: MailboxEntry, pentry: ProviderEntry | None, found: Colle
     if method == "basic" and "password" not in mb.merged:
         found.add(
             path,
-            mb.item.line,
-            mb.item.col,
+            *mb.mark,
             f"missing `password`: provider `{pentry.name}` uses basic auth; "
             "add `password: {env: NAME}`",
             "password-required",
