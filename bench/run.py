@@ -305,6 +305,11 @@ def machine_info() -> dict[str, Any]:
                               capture_output=True, text=True, timeout=30, check=False)
         if proc.returncode == 0:
             commit = proc.stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--",
+                                    "mailgitops", "schemas"],
+                                   capture_output=True, text=True, timeout=30, check=False)
+            if dirty.stdout.strip():
+                commit += " + uncommitted changes"
     except (OSError, subprocess.TimeoutExpired):
         pass
     return {

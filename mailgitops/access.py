@@ -126,9 +126,7 @@ def _mailbox_needs(change: Change, access: Access, actor: str) -> list[str]:
             else "needs an administrator or a mailbox manager"
         )
     # Deleting a mailbox ends its sharing with it; that is the delete right, not a new grant.
-    sharing_changed = change.action != "delete" and _shares(change.before) != _shares(
-        change.after
-    )
+    sharing_changed = change.action != "delete" and _shares(change.before) != _shares(change.after)
     if sharing_changed and not (admin or is_owner):
         who = f"an administrator or {_owners_phrase(owners)}" if owners else "an administrator"
         missing.append(f"its sharing (shared_with) changes: needs {who}")

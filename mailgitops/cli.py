@@ -13,9 +13,10 @@ from typing import NoReturn
 
 from mailgitops import __version__, output
 from mailgitops.commands import apply, import_ispdb, import_live, plan, resolve, show, validate
+from mailgitops.commands import state as state_command
 from mailgitops.errors import MailgitopsError, UsageError
 
-COMMANDS = (validate, plan, apply, show, resolve, import_live, import_ispdb)
+COMMANDS = (validate, plan, apply, show, resolve, import_live, import_ispdb, state_command)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from mailgitops.cache import Cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import UsageError
 
@@ -300,6 +301,8 @@ class Document:
     raw: bytes = b""
     root_mark: tuple[int, int] = (1, 1)
     item_marks: list[tuple[int, int]] = field(default_factory=list)
+    cache_key: str | None = None
+    clean: bool = False  # from the cache: loaded and schema-valid before, with these bytes
     _marked: Any = None
 
     def marked(self) -> Any:
@@ -460,7 +463,7 @@ def _item_marks(root: Node) -> list[tuple[int, int]]:
     return []
 
 
-def read(root: Path, relpath: str) -> Document:
+def read(root: Path, relpath: str, cache: Cache | None = None) -> Document:
     try:
         with open(root / relpath, "rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)
@@ -468,7 +471,37 @@ def read(root: Path, relpath: str) -> Document:
         doc = Document(relpath, None)
         doc.problem(1, 1, f"cannot read: {exc.strerror}", "io")
         return doc
-    return parse(raw, relpath)
+    if cache is None:
+        return parse(raw, relpath)
+    # The folder decides the schema, so it is part of the key; the name is not.
+    key = cache.key("file", relpath.rpartition("/")[0].encode(), raw)
+    hit = cache.get(key)
+    if isinstance(hit, dict) and isinstance(hit.get("data"), dict):
+        try:
+            return Document(
+                relpath,
+                hit["data"],
+                raw=raw,
+                root_mark=(hit["root_mark"][0], hit["root_mark"][1]),
+                item_marks=[(m[0], m[1]) for m in hit["item_marks"]],
+                cache_key=key,
+                clean=True,
+            )
+        except (KeyError, TypeError, IndexError):
+            pass  # a mangled entry: parse, and the entry is rewritten
+    doc = parse(raw, relpath)
+    doc.cache_key = key
+    return doc
+
+
+def remember(doc: Document, cache: Cache | None) -> None:
+    """Cache a document that has no finding of its own: loaded and schema-valid."""
+    if cache is None or doc.clean or doc.cache_key is None or doc.problems or doc.data is None:
+        return
+    cache.put(
+        doc.cache_key,
+        {"data": doc.data, "root_mark": doc.root_mark, "item_marks": doc.item_marks},
+    )
 
 
 @dataclass
@@ -514,12 +547,12 @@ def check_root(root: Path) -> None:
         raise UsageError(f"config root {root} is not a directory")
 
 
-def load_tree(root: Path) -> Tree:
+def load_tree(root: Path, cache: Cache | None = None) -> Tree:
     check_root(root)
     notices: list[Diagnostic] = []
     settings = read(root, SETTINGS_FILE) if (root / SETTINGS_FILE).is_file() else None
-    providers = [read(root, rel) for rel in _listing(root, PROVIDERS_DIR, notices)]
-    mailboxes = [read(root, rel) for rel in _listing(root, MAILBOXES_DIR, notices)]
+    providers = [read(root, rel, cache) for rel in _listing(root, PROVIDERS_DIR, notices)]
+    mailboxes = [read(root, rel, cache) for rel in _listing(root, MAILBOXES_DIR, notices)]
     return Tree(root, settings, providers, mailboxes, notices)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgitops import access, normalize, output, safety, secrets
+from mailgitops.cache import open_cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import ConfigError
 from mailgitops.load import SETTINGS_FILE
@@ -34,9 +35,9 @@ class Project:
         return open_backend(state_arg, self.root, setting if isinstance(setting, dict) else None)
 
 
-def load_project(root_arg: str) -> Project:
+def load_project(root_arg: str, use_cache: bool = False) -> Project:
     root = Path(root_arg)
-    return Project(root, check_config(root))
+    return Project(root, check_config(root, open_cache(disabled=not use_cache)))
 
 
 def report_findings(diags: list[Diagnostic]) -> None:

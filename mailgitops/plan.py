@@ -9,8 +9,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from deepdiff import DeepDiff
-
 from mailgitops import __version__
 from mailgitops.errors import MailgitopsError
 from mailgitops.model import Config, Source
@@ -223,6 +221,10 @@ def _dotted(parts: list[Any]) -> str:
 def attribute_diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[AttrChange, ...]:
     """Attribute-level differences. Lists (domains, folders, shared_with) and secret references
     are compared as a whole: `domains: [a] -> [a, b]` reads better than item paths."""
+    # Imported here: deepdiff pulls in numpy and pydantic (half a second), and most plans
+    # diff few entries or none.
+    from deepdiff import DeepDiff
+
     # threshold_to_diff_deeper=0: never collapse a very different entry (an adopted mailbox
     # made outside with two attributes) into one root-level replacement.
     diff = DeepDiff(before, after, view="tree", verbose_level=2, threshold_to_diff_deeper=0)

@@ -49,7 +49,7 @@ def _compiled(name: str) -> Callable[[Any], Any]:
     import fastjsonschema
 
     # use_default=False: by default it writes schema defaults into the data it checks.
-    return fastjsonschema.compile(load(name), use_default=False)  # type: ignore[no-any-return]
+    return fastjsonschema.compile(load(name), use_default=False)
 
 
 def is_valid(name: str, data: Any) -> bool:

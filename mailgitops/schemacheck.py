@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-from jsonschema import ValidationError
-from jsonschema.exceptions import best_match
+from typing import TYPE_CHECKING, Any
 
 from mailgitops import schema
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.load import Document, key_position, locate, note
+
+if TYPE_CHECKING:  # jsonschema is imported only once a document failed the fast check
+    from jsonschema import ValidationError
 
 SECRET_KEYS = frozenset({"password", "client_secret"})
 _TYPE_NAMES = {
@@ -109,6 +109,8 @@ def _message(error: ValidationError, data: Any) -> tuple[str, str]:
     if kind == "not":
         return f"`{name}` is not allowed here", "not-allowed"
     if kind in ("oneOf", "anyOf") and error.context:
+        from jsonschema.exceptions import best_match
+
         return _message(best_match(error.context), data)
     return f"`{name}` is invalid ({kind})", "schema"
 
@@ -144,7 +146,7 @@ def check(doc: Document, schema_name: str) -> list[Diagnostic]:
     """Every schema problem of a document against schema `schema_name`. A compiled pass/fail
     check runs first (clean files are the common case); only a failing document is validated
     again by jsonschema, on its marked data, for messages and places."""
-    if schema.is_valid(schema_name, doc.data):
+    if doc.clean or schema.is_valid(schema_name, doc.data):
         return []
     return problems(doc.marked(), schema_name, doc.path)
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mailgitops.errors import SecretError
 from mailgitops.plan import SENSITIVE_PATHS, Change, Plan
 
 MAX_SECRET_BYTES = 64 * 1024
@@ -46,6 +47,31 @@ def unreadable_reason(ref: dict[str, Any], root: Path) -> str | None:
     if size > MAX_SECRET_BYTES:
         return f"the file is larger than {MAX_SECRET_BYTES} bytes"
     return "the file is empty" if size == 0 else None
+
+
+def read_value(ref: dict[str, Any], root: Path) -> str:
+    """The value behind `ref`, for the one caller that must hand it on (the PostgreSQL state
+    backend's DSN and password, passed straight to the driver). Never print, log or store it.
+    A file's trailing newline is not part of the value: editors add one."""
+    reason = unreadable_reason(ref, root)
+    if reason is not None:
+        raise SecretError(f"{describe(ref)}: {reason}")
+    if "env" in ref:
+        return os.environ[str(ref["env"])]
+    path = Path(str(ref["file"])).expanduser()
+    if not path.is_absolute():
+        path = root / path
+    try:
+        raw = path.read_bytes()[:MAX_SECRET_BYTES]
+        value = raw.decode("utf-8")
+    except OSError as exc:
+        raise SecretError(f"{describe(ref)}: cannot read the file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SecretError(f"{describe(ref)}: the file is not UTF-8 text") from None
+    value = value.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise SecretError(f"{describe(ref)}: the file holds only a line break")
+    return value
 
 
 def _refs(entry: dict[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mailgitops import schemacheck
+from mailgitops.cache import Cache
 from mailgitops.diagnostics import Collector
-from mailgitops.load import Document, Tree, load_tree, locate, note
+from mailgitops.load import Document, Tree, load_tree, locate, note, remember
 
 STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
     "imap": {"ssl_tls": frozenset({993}), "starttls": frozenset({143}), "none": frozenset({143})},
@@ -129,9 +130,12 @@ class CheckedConfig:
         return not self.findings.errors
 
 
-def check_config(root: Path) -> CheckedConfig:
-    tree = load_tree(root)
-    return check_tree(tree)
+def check_config(root: Path, cache: Cache | None = None) -> CheckedConfig:
+    tree = load_tree(root, cache)
+    checked = check_tree(tree)
+    for doc in (*tree.providers, *tree.mailboxes):
+        remember(doc, cache)
+    return checked
 
 
 def check_tree(tree: Tree) -> CheckedConfig:
@@ -147,7 +151,9 @@ def check_tree(tree: Tree) -> CheckedConfig:
         if not isinstance(doc.data, dict):
             found.add(doc.path, 1, 1, "a provider file must be a mapping", "type")
             continue
-        found.extend(schemacheck.check(doc, "provider"))
+        schema_problems = schemacheck.check(doc, "provider")
+        doc.problems.extend(schema_problems)  # a document with problems is never cached
+        found.extend(schema_problems)
         checked.providers.append(ProviderEntry(doc, doc.data))
     for doc in tree.mailboxes:
         found.extend(doc.problems)
@@ -158,7 +164,9 @@ def check_tree(tree: Tree) -> CheckedConfig:
                 doc.path, 1, 1, "a mailboxes file must be a mapping with `mailboxes:`", "type"
             )
             continue
-        found.extend(schemacheck.check(doc, "mailboxes"))
+        schema_problems = schemacheck.check(doc, "mailboxes")
+        doc.problems.extend(schema_problems)
+        found.extend(schema_problems)
         _collect_mailboxes(doc, checked)
     _check_providers(checked)
     _check_mailboxes(checked)

@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from mailgitops import access, output, render, safety, secrets
-from mailgitops.commands.common import add_root_argument, add_state_argument
+from mailgitops.commands.common import (
+    add_cache_argument,
+    add_root_argument,
+    add_state_argument,
+)
 from mailgitops.errors import (
     MailgitopsError,
     PlanRefused,
@@ -35,6 +39,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     add_root_argument(parser)
     add_state_argument(parser)
+    add_cache_argument(parser)
     parser.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved by --out")
     parser.add_argument(
         "--actor",
@@ -101,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         )
     actor = access.actor_from(args.actor)
     saved = _load_plan(args.planfile) if args.planfile else None
-    project = load_project(args.root)
+    project = load_project(args.root, use_cache=not args.no_cache)
     backend = project.backend(args.state)
     with backend.lock(args.lock_timeout):
         current = backend.read()

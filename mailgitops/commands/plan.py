@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from mailgitops import access, output, render
-from mailgitops.commands.common import add_root_argument, add_state_argument
+from mailgitops.commands.common import (
+    add_cache_argument,
+    add_root_argument,
+    add_state_argument,
+)
 from mailgitops.errors import MailgitopsError
 from mailgitops.fsutil import atomic_write
 from mailgitops.pipeline import load_project, make_plan
@@ -24,6 +28,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     add_root_argument(parser)
     add_state_argument(parser)
+    add_cache_argument(parser)
     parser.add_argument("--out", metavar="PLANFILE", help="save the plan for `apply PLANFILE`")
     parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     parser.add_argument(
@@ -41,7 +46,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    project = load_project(args.root)
+    project = load_project(args.root, use_cache=not args.no_cache)
     backend = project.backend(args.state)
     state = backend.read()
     plan = make_plan(project, state, access.actor_from(args.actor))

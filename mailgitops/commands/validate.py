@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from mailgitops import output
-from mailgitops.commands.common import add_root_argument
+from mailgitops.cache import open_cache
+from mailgitops.commands.common import add_cache_argument, add_root_argument
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.validate import check_config
 
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "Needs no state and no secrets.",
     )
     add_root_argument(parser)
+    add_cache_argument(parser)
     parser.add_argument("--format", choices=("text", "json", "github"), default="text")
     parser.add_argument("--strict", action="store_true", help="warnings fail too")
     parser.set_defaults(func=run)
@@ -44,7 +46,7 @@ def render_text(diags: list[Diagnostic], color: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    checked = check_config(Path(args.root))
+    checked = check_config(Path(args.root), open_cache(disabled=args.no_cache))
     diags = checked.findings.sorted()
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors

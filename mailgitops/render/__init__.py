@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mailgitops.plan import Plan
-from mailgitops.render import json, markdown, text
+from mailgitops.render import json, text
 
 Renderer = Callable[[Plan, bool], str]
 
@@ -14,8 +14,15 @@ Renderer = Callable[[Plan, bool], str]
 RENDERERS: dict[str, Renderer] = {
     "text": text.render,
     "json": lambda plan, _color: json.render(plan),
-    "markdown": lambda plan, _color: markdown.render(plan),
+    "markdown": lambda plan, _color: _markdown(plan),
 }
+
+
+def _markdown(plan: Plan) -> str:
+    # Jinja2 is imported only for the format that needs it.
+    from mailgitops.render import markdown
+
+    return markdown.render(plan)
 
 
 def render(plan: Plan, fmt: str, color: bool) -> str:

@@ -4,20 +4,26 @@ The first of these that is set wins:
 1. `--state PATH` (relative to the current directory, like any path on a command line),
 2. the environment variable MAILGITOPS_STATE (same),
 3. the `state:` section of mailgitops.yaml, `{backend: file, path: PATH}` (relative to the
-   config root, so the setting means the same wherever the command runs),
+   config root, so the setting means the same wherever the command runs), or
+   `{backend: postgres, dsn: DSN, password: REF, workspace: NAME}`,
 4. `<root>/mailgitops.state.json`.
-A location starting with postgres:// or postgresql:// names the PostgreSQL backend.
+A location starting with postgres:// or postgresql:// names the PostgreSQL backend; its
+workspace is the URL's `?workspace=NAME` parameter, else `default`
+(docs/state-backends.md).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailgitops.errors import StateError
 from mailgitops.state.base import State, StateBackend
 from mailgitops.state.file import FileBackend
+
+if TYPE_CHECKING:
+    from mailgitops.state.postgres import PostgresBackend
 
 __all__ = ["DEFAULT_STATE_FILE", "ENV_VAR", "State", "StateBackend", "open_backend"]
 
@@ -42,6 +48,8 @@ def open_backend(
         return _backend(_kind_of(from_env), from_env, Path())
     if setting:
         kind = setting.get("backend", "file")
+        if kind == "postgres":
+            return _postgres_from_setting(setting, root)
         return _backend(kind, str(setting.get("path") or DEFAULT_STATE_FILE), root)
     return _backend("file", DEFAULT_STATE_FILE, root)
 
@@ -55,7 +63,59 @@ def _backend(kind: str, location: str, base: Path) -> StateBackend:
     if kind == "file":
         return FileBackend(base / Path(location).expanduser())
     if kind == "postgres":
-        raise StateError("the PostgreSQL state backend is not available in this version")
+        return _postgres(location)
     raise StateError(
         f"unknown state backend {kind!r} in mailgitops.yaml (known: {', '.join(_BACKENDS)})"
+    )
+
+
+def _postgres(
+    dsn: str, *, password: str | None = None, workspace: str | None = None
+) -> PostgresBackend:
+    # Imported here: psycopg is an optional dependency, and loading it costs every command
+    # that does not use PostgreSQL.
+    try:
+        from mailgitops.state.postgres import PostgresBackend
+    except ImportError:
+        raise StateError(
+            "the PostgreSQL state backend needs psycopg 3: pip install 'mailgitops[postgres]'"
+        ) from None
+    return PostgresBackend.from_location(dsn, password=password, workspace=workspace)
+
+
+def _postgres_from_setting(setting: dict[str, Any], root: Path) -> PostgresBackend:
+    """`state: {backend: postgres, dsn: …, password: {env: …}, workspace: NAME}`. The DSN may
+    itself be a secret reference (it may hold a host name or a password one does not put in
+    Git); the password is read from its reference and handed to the driver on its own."""
+    from mailgitops import secrets
+    from mailgitops.errors import SecretError
+
+    values: dict[str, str | None] = {}
+    for key in ("dsn", "password"):
+        value = setting.get(key)
+        if isinstance(value, dict):
+            try:
+                values[key] = secrets.read_value(value, root)
+            except SecretError as exc:
+                raise StateError(f"mailgitops.yaml: state.{key}: cannot read {exc}") from None
+        elif isinstance(value, str) and key == "dsn":
+            values[key] = value
+        elif value is not None:
+            raise StateError(
+                f"mailgitops.yaml: state.{key} must be "
+                + ("a string or " if key == "dsn" else "")
+                + "a secret reference {env: NAME} or {file: PATH}"
+            )
+    dsn = values.get("dsn")
+    if not dsn:
+        raise StateError(
+            "mailgitops.yaml: state.backend is postgres, so state.dsn must name the database: "
+            "a postgresql:// URL or a libpq key=value string without the password, or a "
+            "secret reference {env: NAME} / {file: PATH} to one"
+        )
+    workspace = setting.get("workspace")
+    return _postgres(
+        dsn,
+        password=values.get("password"),
+        workspace=workspace if isinstance(workspace, str) else None,
     )

@@ -35,47 +35,21 @@ import fcntl
 import json
 import os
 import pwd
-import re
 import socket
 import stat
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jsonschema import ValidationError
-from jsonschema.exceptions import best_match
-
-from mailgitops import schema
 from mailgitops.errors import LockError, StateError
 from mailgitops.state.base import FORMAT_VERSION, LockHolder, State
+from mailgitops.state.validation import schema_problems as _schema_problems
 
 _POLL_SECONDS = 0.05
-_MAX_SCHEMA_ERRORS = 10
-_MAX_MESSAGE = 200
-_SECRET_KEYS = frozenset({"password", "client_secret"})
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_TYPE_NAMES = {
-    "object": "an object",
-    "array": "an array",
-    "string": "a string",
-    "boolean": "a boolean",
-    "integer": "an integer",
-    "number": "a number",
-    "null": "null",
-}
-_TYPE_OF = {
-    dict: "object",
-    list: "array",
-    str: "string",
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    type(None): "null",
-}
 
 
 @dataclass(frozen=True)
@@ -352,58 +326,6 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKeyError(f"the key {json.dumps(key)} appears twice in one object")
         result[key] = value
     return result
-
-
-def _schema_problems(document: Any) -> list[str]:
-    errors = sorted(
-        schema.validator("state").iter_errors(document), key=lambda e: list(map(str, e.path))
-    )
-    problems = list(dict.fromkeys(_describe(error) for error in errors))
-    if len(problems) > _MAX_SCHEMA_ERRORS:
-        hidden = len(problems) - _MAX_SCHEMA_ERRORS
-        problems = [*problems[:_MAX_SCHEMA_ERRORS], f"... and {hidden} more"]
-    return problems
-
-
-def _describe(error: ValidationError) -> str:
-    path = list(error.absolute_path)
-    if _SECRET_KEYS.intersection(p for p in path if isinstance(p, str)):
-        # Never echo the instance here: it may be the secret itself.
-        return (
-            f"{_json_path(path)}: must be a secret reference {{env: NAME}} or {{file: PATH}} "
-            "(optionally with version), never a value (the value is not shown)"
-        )
-    if error.context:
-        return _describe(best_match(error.context))
-    if error.validator == "type":
-        # jsonschema's message repeats the whole instance, which may be a large object.
-        expected = error.validator_value
-        names = expected if isinstance(expected, list) else [expected]
-        wanted = " or ".join(_TYPE_NAMES.get(str(name), str(name)) for name in names)
-        found = _TYPE_NAMES.get(
-            _TYPE_OF.get(type(error.instance), ""), f"a Python {type(error.instance).__name__}"
-        )
-        return f"{_json_path(path)}: must be {wanted}, not {found}"
-    explained = error.schema.get("description") if isinstance(error.schema, Mapping) else None
-    if error.validator == "pattern" and explained:
-        return f"{_json_path(path)}: {error.instance!r} is not {explained}"
-    message = error.message
-    if len(message) > _MAX_MESSAGE:
-        message = message[: _MAX_MESSAGE - 1] + "…"
-    return f"{_json_path(path)}: {message}"
-
-
-def _json_path(parts: Iterable[str | int]) -> str:
-    """`mailboxes["a@x.com"].provider`: the path a reader finds in the file."""
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _IDENTIFIER.fullmatch(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{json.dumps(part)}]"
-    return out or "(top level)"
 
 
 def _holder_record() -> bytes:
