@@ -547,6 +547,12 @@ def check_root(root: Path) -> None:
         raise UsageError(f"config root {root} is not a directory")
 
 
+def config_files(root: Path) -> list[str]:
+    """The provider and mailbox files that make up the config, in reading order."""
+    ignored: list[Diagnostic] = []
+    return _listing(root, PROVIDERS_DIR, ignored) + _listing(root, MAILBOXES_DIR, ignored)
+
+
 def load_tree(root: Path, cache: Cache | None = None) -> Tree:
     check_root(root)
     notices: list[Diagnostic] = []

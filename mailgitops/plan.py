@@ -219,47 +219,31 @@ def _dotted(parts: list[Any]) -> str:
 
 
 def attribute_diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[AttrChange, ...]:
-    """Attribute-level differences. Lists (domains, folders, shared_with) and secret references
-    are compared as a whole: `domains: [a] -> [a, b]` reads better than item paths."""
-    # Imported here: deepdiff pulls in numpy and pydantic (half a second), and most plans
-    # diff few entries or none.
-    from deepdiff import DeepDiff
+    """Attribute-level differences, in path order. Mappings are walked; lists (domains,
+    folders, shared_with) and secret references are compared as a whole: `domains: [a] ->
+    [a, b]` reads better than item paths.
 
-    # threshold_to_diff_deeper=0: never collapse a very different entry (an adopted mailbox
-    # made outside with two attributes) into one root-level replacement.
-    diff = DeepDiff(before, after, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
-    paths: dict[tuple[str, ...], None] = {}
-    for report in diff.values():
-        for item in report:
-            parts: list[Any] = item.path(output_format="list")
-            cut: list[str] = []
-            for part in parts:
-                if not isinstance(part, str):
-                    break
-                cut.append(part)
-                if tuple(cut) in SENSITIVE_PATHS:
-                    break
-            if cut:
-                paths[tuple(cut)] = None
-            else:  # a root-level report: every top-level key is a candidate
-                paths.update({(key,): None for key in {*before, *after}})
-    out = []
-    for path in sorted(paths):
-        b = _get(before, path)
-        a = _get(after, path)
-        if b == a:
-            continue
-        out.append(AttrChange(_dotted(list(path)), b, a, path in SENSITIVE_PATHS))
+    Entries are small JSON objects, so a direct walk does it; deepdiff did the same at the cost
+    of half a second of imports (numpy, pydantic) per run, as much as parsing 10,000
+    mailboxes (docs/performance.md)."""
+    out: list[AttrChange] = []
+    _walk(before, after, (), out)
     return tuple(out)
 
 
-def _get(entry: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
-    node: Any = entry
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+def _walk(
+    before: dict[str, Any], after: dict[str, Any], prefix: tuple[str, ...], out: list[AttrChange]
+) -> None:
+    for key in sorted({*before, *after}):
+        b, a = before.get(key), after.get(key)
+        if b == a:
+            continue
+        path = (*prefix, key)
+        sensitive = path in SENSITIVE_PATHS
+        if isinstance(b, dict) and isinstance(a, dict) and not sensitive:
+            _walk(b, a, path, out)
+        else:
+            out.append(AttrChange(_dotted(list(path)), b, a, sensitive))
 
 
 def _match(
@@ -342,7 +326,7 @@ def _compare(
     return upserts, deletes, unmanaged
 
 
-def _derived_notes(changes: list[Change], config: Config) -> list[Change]:
+def _derived_notes(changes: list[Change]) -> list[Change]:
     """Say why a mailbox's login changes when its provider's login_format changed."""
     changed_format = {
         c.id
@@ -379,16 +363,52 @@ def _derived_notes(changes: list[Change], config: Config) -> list[Change]:
     return out
 
 
-def compute(config: Config, state: State) -> Plan:
-    """The plan that makes `state` match `config`, in the order of application (SPEC §4):
+Entry = tuple[dict[str, Any], Source | None]
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The config as the plan compares it: each entry's normalized attributes (the state's
+    form) and where it is defined. Cached whole for unchanged configs (pipeline.py)."""
+
+    providers: dict[str, Entry]
+    mailboxes: dict[str, Entry]
+
+    @classmethod
+    def of(cls, config: Config) -> Desired:
+        return cls(
+            {name: (p.attrs(), p.source) for name, p in config.providers.items()},
+            {addr: (m.attrs(), m.source) for addr, m in config.mailboxes.items()},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        def side(entries: dict[str, Entry]) -> dict[str, Any]:
+            return {
+                key: [attrs, [src.file, src.line, src.col] if src else None]
+                for key, (attrs, src) in entries.items()
+            }
+
+        return {"providers": side(self.providers), "mailboxes": side(self.mailboxes)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Desired:
+        def side(entries: dict[str, Any]) -> dict[str, Entry]:
+            return {
+                key: (attrs, Source(src[0], src[1], src[2]) if src else None)
+                for key, (attrs, src) in entries.items()
+            }
+
+        return cls(side(data["providers"]), side(data["mailboxes"]))
+
+
+def compute(desired: Desired, state: State) -> Plan:
+    """The plan that makes `state` match `desired`, in the order of application (SPEC §4):
     provider upserts, mailbox upserts, mailbox deletes, provider deletes."""
     from mailgitops import safety
 
-    providers = {name: (p.attrs(), p.source) for name, p in config.providers.items()}
-    mailboxes = {addr: (m.attrs(), m.source) for addr, m in config.mailboxes.items()}
-    p_up, p_del, p_unmanaged = _compare("provider", providers, state.providers)
-    m_up, m_del, m_unmanaged = _compare("mailbox", mailboxes, state.mailboxes)
-    changes = _derived_notes([*p_up, *m_up, *m_del, *p_del], config)
+    p_up, p_del, p_unmanaged = _compare("provider", desired.providers, state.providers)
+    m_up, m_del, m_unmanaged = _compare("mailbox", desired.mailboxes, state.mailboxes)
+    changes = _derived_notes([*p_up, *m_up, *m_del, *p_del])
     plan = Plan(
         changes=tuple(changes),
         unmanaged=tuple(p_unmanaged + m_unmanaged),

@@ -31,6 +31,7 @@ STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
 class ProviderEntry:
     doc: Document
     data: dict[str, Any]
+    memo: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def name(self) -> str | None:
@@ -395,8 +396,10 @@ def _provider_setting(
     provider's own checks report that)."""
     if entry is None:
         return None
-    value = entry.get(*key.split("."), default=default)
-    return value if value in choices else None
+    if key not in entry.memo:  # asked for every mailbox: looked up once per provider
+        value = entry.get(*key.split("."), default=default)
+        entry.memo[key] = value if value in choices else None
+    return entry.memo[key]
 
 
 def _check_mailboxes(checked: CheckedConfig) -> None:

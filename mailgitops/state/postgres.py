@@ -518,21 +518,29 @@ class PostgresBackend:
     def _ensure_schema(self, conn: Connection) -> None:
         if self._schema_version(conn) == SCHEMA_VERSION:
             return
-        with self._errors("create the tables of"), conn.transaction():
-            # Serializes the migration: the second runner waits, then finds it done.
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_KEY,))
-            version = self._schema_version(conn)
-            if version > SCHEMA_VERSION:
-                raise StateError(
-                    f"the tables of {self.describe()} have schema version {version}, newer "
-                    f"than this mailgitops knows ({SCHEMA_VERSION}): use a newer mailgitops"
-                )
-            for number in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[number - 1]:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO mailgitops_schema_version (version) VALUES (%s)", (number,)
-                )
+        with self._errors("create the tables of"):
+            # Serializes the migration: the second runner waits, then finds it done. A session
+            # lock taken *before* the transaction: a transaction that began before the first
+            # runner committed would still see the old catalog after waiting, and try to
+            # create the tables again.
+            conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_KEY,))
+            try:
+                with conn.transaction():
+                    self._migrate(conn)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_KEY,))
+
+    def _migrate(self, conn: Connection) -> None:
+        version = self._schema_version(conn)
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"the tables of {self.describe()} have schema version {version}, newer "
+                f"than this mailgitops knows ({SCHEMA_VERSION}): use a newer mailgitops"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[number - 1]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO mailgitops_schema_version (version) VALUES (%s)", (number,))
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:

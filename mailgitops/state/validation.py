@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-from jsonschema import ValidationError
-from jsonschema.exceptions import best_match
+from typing import TYPE_CHECKING, Any
 
 from mailgitops import schema
+
+if TYPE_CHECKING:  # jsonschema is imported only for a state that failed the compiled check
+    from jsonschema import ValidationError
 
 _MAX_SCHEMA_ERRORS = 10
 _MAX_MESSAGE = 200
@@ -40,6 +40,8 @@ _TYPE_OF = {
 def schema_problems(document: Any) -> list[str]:
     """Every way `document` fails schemas/state.schema.json, one readable line each (at most
     ten, then a count); never the value of a secret. Empty when it is valid."""
+    if schema.is_valid("state", document):  # the compiled check: most states are valid
+        return []
     errors = sorted(
         schema.validator("state").iter_errors(document), key=lambda e: list(map(str, e.path))
     )
@@ -59,6 +61,8 @@ def _describe(error: ValidationError) -> str:
             "(optionally with version), never a value (the value is not shown)"
         )
     if error.context:
+        from jsonschema.exceptions import best_match
+
         return _describe(best_match(error.context))
     if error.validator == "type":
         # jsonschema's message repeats the whole instance, which may be a large object.
