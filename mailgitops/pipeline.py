@@ -163,6 +163,9 @@ def check_access(project: Project, plan: Plan, actor: str | None) -> Plan:
 def make_plan(project: Project, state: State, actor: str | None = None) -> Plan:
     desired, warnings = project.desired(state)
     plan = check_access(project, compute(desired, state), actor)
+    mass = safety.mass_deletion(plan, state, project.settings)
+    if mass is not None:
+        warnings = (mass, *warnings)
     if warnings:
         plan = dataclasses.replace(plan, warnings=(*warnings, *plan.warnings))
     return secrets.with_unreadable(plan, project.root)

@@ -1,12 +1,15 @@
-"""Rules that refuse a plan. The deletion rule (SPEC §4): a provider cannot be deleted while any
-mailbox in live that the plan does not delete or move away from it would still use it —
-managed or made outside mailgitops, as the CRM itself refuses to delete a MailServer that
-MailboxSyncSettings rows reference."""
+"""Rules that refuse a plan, and the mass-deletion threshold.
+
+The deletion rule (SPEC §4): a provider cannot be deleted while any mailbox in live that the
+plan does not delete or move away from it would still use it — managed or made outside
+mailgitops, as the CRM itself refuses to delete a MailServer that MailboxSyncSettings rows
+reference."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
 from mailgitops.plan import Plan, Refusal
 from mailgitops.state.base import State
@@ -70,3 +73,27 @@ def check(plan: Plan, state: State) -> Plan:
     if not refusals:
         return plan
     return dataclasses.replace(plan, refusals=(*plan.refusals, *refusals))
+
+
+DEFAULT_MAX_DELETE_SHARE = 0.25
+DEFAULT_MIN_MANAGED = 10
+
+
+def mass_deletion(plan: Plan, state: State, settings: dict[str, Any]) -> str | None:
+    """A warning when the plan deletes more than `safety.max_delete_share` of the managed
+    mailboxes (once at least `safety.min_managed` are managed); None otherwise. `plan` shows
+    it prominently and succeeds (reviewers must see what would happen); `apply` refuses
+    such a plan unless --allow-mass-delete is given."""
+    section = settings.get("safety")
+    section = section if isinstance(section, dict) else {}
+    share = section.get("max_delete_share", DEFAULT_MAX_DELETE_SHARE)
+    minimum = section.get("min_managed", DEFAULT_MIN_MANAGED)
+    managed = sum(1 for _ in state.managed("mailbox"))
+    deleted = sum(1 for c in plan.changes if c.kind == "mailbox" and c.action == "delete")
+    if managed < minimum or deleted == 0 or deleted <= share * managed:
+        return None
+    return (
+        f"MASS DELETION: this plan deletes {deleted} of {managed} managed mailboxes "
+        f"({deleted / managed:.0%}), more than the {share:.0%} allowed (safety.max_delete_share "
+        "in mailgitops.yaml); apply refuses it unless given --allow-mass-delete"
+    )

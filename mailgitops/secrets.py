@@ -7,6 +7,7 @@ apply delivers the new value (docs/secrets.md)."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,6 +24,32 @@ def describe(ref: dict[str, Any]) -> str:
     if "env" in ref:
         return f"env:{ref['env']}"
     return f"file:{ref.get('file')}"
+
+
+def policy_violation(ref: dict[str, Any], settings: dict[str, Any], root: Path) -> str | None:
+    """Why `ref` is not allowed by the `secrets:` section of mailgitops.yaml, or None. With
+    `env_allow`, an {env: NAME} must match one of its glob patterns; with `file_root`, a
+    {file: PATH} must resolve (symlinks resolved) inside that directory — so a pull request
+    cannot point a password at /etc/shadow or at a CI credential. Nothing is read."""
+    section = settings.get("secrets")
+    if not isinstance(section, dict):
+        return None
+    if "env" in ref:
+        patterns = section.get("env_allow")
+        name = str(ref["env"])
+        if isinstance(patterns, list) and not any(
+            fnmatch.fnmatchcase(name, str(p)) for p in patterns
+        ):
+            return f"environment variable {name} is not allowed by secrets.env_allow"
+        return None
+    file_root = section.get("file_root")
+    if not isinstance(file_root, str) or not isinstance(ref.get("file"), str):
+        return None
+    allowed = (root / Path(file_root).expanduser()).resolve()
+    target = (root / Path(ref["file"]).expanduser()).resolve()
+    if not target.is_relative_to(allowed):
+        return f"{ref['file']} resolves outside secrets.file_root ({file_root})"
+    return None
 
 
 def unreadable_reason(ref: dict[str, Any], root: Path) -> str | None:
@@ -104,6 +131,17 @@ def unreadable(changes: Iterable[Change], root: Path) -> list[str]:
             reason = unreadable_reason(ref, root)
             if reason is not None:
                 out[f"{describe(ref)} ({reason})"] = None
+    return list(out)
+
+
+def violations(changes: Iterable[Change], settings: dict[str, Any], root: Path) -> list[str]:
+    """`env:NAME: reason` for every delivered secret that mailgitops.yaml does not allow."""
+    out: dict[str, None] = {}
+    for change in changes:
+        for ref in delivered(change):
+            reason = policy_violation(ref, settings, root)
+            if reason is not None:
+                out[f"{describe(ref)}: {reason}"] = None
     return list(out)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mailgitops import schemacheck
+from mailgitops import schemacheck, secrets
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Collector
 from mailgitops.load import Document, Tree, load_tree, locate, note, remember
@@ -171,6 +171,7 @@ def check_tree(tree: Tree) -> CheckedConfig:
         _collect_mailboxes(doc, checked)
     _check_providers(checked)
     _check_mailboxes(checked)
+    _check_secret_policy(checked)
     return checked
 
 
@@ -592,3 +593,25 @@ def _check_capabilities(mb: MailboxEntry, pentry: ProviderEntry | None, found: C
             f"`sync.enabled: true` but provider `{pentry.name}` has allow_receiving: false",
             "receiving-disabled",
         )
+
+
+def _check_secret_policy(checked: CheckedConfig) -> None:
+    """Secret references outside what mailgitops.yaml's `secrets:` section allows."""
+    if not isinstance(checked.settings.get("secrets"), dict):
+        return
+    found = checked.findings
+    for entry in checked.providers:
+        for key in ("client_id", "client_secret"):
+            ref = entry.get("auth", key)
+            if isinstance(ref, dict):
+                reason = secrets.policy_violation(ref, checked.settings, checked.root)
+                if reason is not None:
+                    line, col = entry.place("auth", key)
+                    found.add(entry.doc.path, line, col, reason, "secret-policy")
+    for mb in checked.mailboxes:
+        ref = mb.merged.get("password")
+        if isinstance(ref, dict):
+            reason = secrets.policy_violation(ref, checked.settings, checked.root)
+            if reason is not None:
+                line, col = mb.place("password")
+                found.add(mb.doc.path, line, col, reason, "secret-policy")

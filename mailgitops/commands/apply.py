@@ -51,6 +51,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--auto-approve", action="store_true", help="apply without asking (needed without a TTY)"
     )
     parser.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="apply a plan that deletes more than safety.max_delete_share of the managed mailboxes",
+    )
+    parser.add_argument(
         "--lock-timeout",
         type=float,
         default=0.0,
@@ -126,9 +131,18 @@ def run(args: argparse.Namespace) -> int:
             output.out(render.render(plan, "text", output.use_color(sys.stdout)), end="")
         if plan.refusals:
             raise PlanRefused("the plan is refused:\n" + "\n".join(str(r) for r in plan.refusals))
+        mass = safety.mass_deletion(plan, current, project.settings)
+        if mass is not None and not args.allow_mass_delete:
+            raise PlanRefused(f"the plan is refused: {mass}")
         if not plan.has_changes:
             output.out("Nothing to apply: live already matches.")
             return 0
+        denied = secrets.violations(plan.changes, project.settings, project.root)
+        if denied:
+            raise SecretError(
+                "the plan delivers secrets that mailgitops.yaml does not allow; nothing was "
+                "written:\n" + "\n".join(f"  - {d}" for d in denied)
+            )
         missing = secrets.unreadable(plan.changes, project.root)
         if missing:
             raise SecretError(
