@@ -540,7 +540,6 @@ def test_a_killed_applier_leaves_a_whole_state_and_no_lock(
         if isinstance(target, PgStore):
             target.session_gone(child.pid)
         live = target.stored()
-        print('DEBUG', phase, child.returncode, live is None)
         # Either the old state (none) or the new one, complete: never a part of it.
         if live is not None:
             assert live["serial"] == 1

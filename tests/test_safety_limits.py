@@ -71,6 +71,7 @@ def test_configurable_share(cli: Cli) -> None:
         },
     )
     code, out, _ = cli("plan")
+    assert code == 0
     assert "MASS DELETION" not in out
     tree(cli.root, {"mailboxes.d/team.yaml": _without(7)})
     _code, out, _ = cli("plan")
