@@ -3,6 +3,9 @@ cli.py turns it into a message on stderr and exit code 1. Anything else is a bug
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class MailgitopsError(Exception):
     """An expected failure: shown to the user as `error: MESSAGE`, exit 1."""
@@ -13,7 +16,12 @@ class UsageError(MailgitopsError):
 
 
 class ConfigError(MailgitopsError):
-    """The config cannot be used (the diagnostics were already reported)."""
+    """The config cannot be used (the diagnostics were already reported). `refusals` are the
+    plan rules it already breaks (a provider removed while mailboxes use it)."""
+
+    def __init__(self, message: str, refusals: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.refusals = tuple(refusals)
 
 
 class StateError(MailgitopsError):

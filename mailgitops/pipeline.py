@@ -38,6 +38,10 @@ class Project:
             self._checked = check_config(self.root, self.cache)
         return self._checked
 
+    def checked_findings(self) -> list[Diagnostic]:
+        """The findings of the full check, if it ran (a failure may come before it)."""
+        return self._checked.findings.sorted() if self._checked is not None else []
+
     @property
     def settings(self) -> dict[str, Any]:
         """mailgitops.yaml: as checked, once the config was; before that (to find the state
@@ -135,11 +139,11 @@ def require_config(project: Project, state: State | None = None) -> Config:
     if not checked.ok:
         diags = checked.findings.sorted()
         report_findings(diags)
-        if state is not None:
-            for refusal in removed_provider_refusals(checked, state):
-                output.error(str(refusal))
+        refusals = removed_provider_refusals(checked, state) if state is not None else []
+        for refusal in refusals:
+            output.error(str(refusal))
         errors = len(checked.findings.errors)
-        raise ConfigError(f"the config has {errors} error(s); nothing was planned")
+        raise ConfigError(f"the config has {errors} error(s); nothing was planned", refusals)
     return normalize.build(checked)
 
 

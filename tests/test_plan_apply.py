@@ -373,3 +373,23 @@ def test_state_location_from_env_and_settings(cli: Cli, monkeypatch: pytest.Monk
     monkeypatch.setenv("MAILGITOPS_STATE", str(other))
     assert cli("apply", "--auto-approve", state=False)[0] == 0
     assert other.exists()
+
+
+def test_failed_json_plan_is_still_one_json_document(cli: Cli) -> None:
+    tree(
+        cli.root,
+        {
+            "providers.d/other.yaml": OTHER,
+            "mailboxes.d/o.yaml": "mailboxes:\n  - address: carl@other.com\n    owner: carl\n"
+            "    password: {env: ALICE_PW}\n",
+        },
+    )
+    assert cli("apply", "--auto-approve")[0] == 0
+    (cli.root / "providers.d/other.yaml").unlink()
+    code, out, err = cli("plan", "--format", "json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["diagnostics"][0]["rule"] == "no-provider"
+    assert doc["refusals"][0]["rule"] == "deletion-rule"
+    assert doc["refusals"][0]["details"] == ["carl@other.com (mailboxes.d/o.yaml:2)"]
+    assert "cannot delete provider `other`" in err

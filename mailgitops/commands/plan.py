@@ -16,7 +16,7 @@ from mailgitops.commands.common import (
 )
 from mailgitops.errors import MailgitopsError
 from mailgitops.fsutil import atomic_write
-from mailgitops.pipeline import load_project, make_plan
+from mailgitops.pipeline import Project, load_project, make_plan
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -47,9 +47,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     project = load_project(args.root, use_cache=not args.no_cache)
-    backend = project.backend(args.state)
-    state = backend.read()
-    plan = make_plan(project, state, access.actor_from(args.actor))
+    try:
+        backend = project.backend(args.state)
+        state = backend.read()
+        plan = make_plan(project, state, access.actor_from(args.actor))
+    except MailgitopsError as exc:
+        if args.format == "json":
+            # Scripts read stdout: a failed plan is still exactly one JSON document.
+            output.out(json.dumps(_failure(project, exc), indent=2))
+        raise
     if args.out:
         try:
             data = json.dumps(plan.to_json(), indent=2).encode() + b"\n"
@@ -66,3 +72,16 @@ def run(args: argparse.Namespace) -> int:
     if args.detailed_exitcode and plan.has_changes:
         return 2
     return 0
+
+
+def _failure(project: Project, exc: MailgitopsError) -> dict[str, Any]:
+    findings = project.checked_findings()
+    return {
+        "format_version": 1,
+        "error": str(exc),
+        "diagnostics": [d.to_json() for d in findings],
+        "refusals": [
+            {"rule": r.rule, "message": r.message, "details": list(r.details)}
+            for r in getattr(exc, "refusals", ())
+        ],
+    }
