@@ -5,7 +5,7 @@ config's keys — the form the live state stores and the plan compares."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Security = Literal["ssl_tls", "starttls", "none"]
 ServiceType = Literal["imap", "exchange"]
@@ -29,8 +29,7 @@ class Source:
         return f"{self.file}:{self.line}"
 
 
-@dataclass(frozen=True)
-class SecretRef:
+class SecretRef(NamedTuple):
     """A reference to a secret, never its value. `version` is an opaque label the user bumps
     when the value behind the reference is rotated, so a plan can say the secret changed
     without ever reading or storing it (docs/secrets.md)."""
@@ -145,22 +144,21 @@ class Provider:
         return out
 
 
-@dataclass(frozen=True)
-class Share:
+class Share(NamedTuple):
     user: str
     rights: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Sync:
+class Sync(NamedTuple):
     enabled: bool = True
     since: str | None = None  # ISO date
     period: str = "week"
     folders: tuple[str, ...] = ("INBOX",)
 
 
-@dataclass(frozen=True)
-class Mailbox:
+class Mailbox(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: a config has tens of thousands of mailboxes, and
+    # a NamedTuple is built three times faster (docs/performance.md).
     address: str  # lower-case
     owner: str
     provider: str
@@ -170,9 +168,9 @@ class Mailbox:
     default: bool = False
     sender_name: str | None = None
     signature: str | None = None
-    sync: Sync = field(default_factory=Sync)
+    sync: Sync = Sync()
     shared_with: tuple[Share, ...] = ()
-    source: Source | None = field(default=None, compare=False)
+    source: Source | None = None
 
     def attrs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"provider": self.provider, "owner": self.owner, "login": self.login}
