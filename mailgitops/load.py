@@ -74,6 +74,10 @@ class _Bomb(Exception):
     pass
 
 
+class _TooDeep(Exception):
+    pass
+
+
 class _Loader(_BaseLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -84,14 +88,25 @@ def _mark(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+def _retyped(node: Any) -> bool:
+    """A plain scalar that YAML 1.1 reads as something a reader would not expect: `no` as
+    false, `0143` as 99, `1:30` as 90. Plain scalars have style None in PyYAML, "" in libyaml."""
+    tag = node.tag
+    if tag not in (_BOOL_TAG, _INT_TAG) or node.style:  # only scalar nodes have a style
+        return False
+    text = node.value
+    if tag == _BOOL_TAG:
+        return text.lower() not in _STRICT_BOOLS
+    return _SURPRISING_INT.match(text) is not None
+
+
 def _scalar_note(loader: _Loader, node: Node) -> str | None:
     """The text of a plain scalar whose YAML 1.1 type differs from what a reader sees."""
-    # Plain scalars have style None in PyYAML and "" in its C loader.
-    if not isinstance(node, ScalarNode) or node.style:
+    if not isinstance(node, ScalarNode) or not _retyped(node):
         return None
-    if node.tag == _BOOL_TAG and node.value.lower() not in _STRICT_BOOLS:
+    if node.tag == _BOOL_TAG:
         return str(node.value)
-    if node.tag == _INT_TAG and _SURPRISING_INT.match(node.value):
+    if node.tag == _INT_TAG:
         value = loader.construct_object(node)
         line, col = _mark(node)
         loader.problems.append(
@@ -221,13 +236,8 @@ def _fast_map(loader: _FastLoader, node: MappingNode) -> Iterator[dict[str, Any]
         key = key_node.value
         if key in data:
             loader.suspicious = True  # a duplicate, or a merged key overridden (checked again)
-        tag = value_node.tag
-        if tag in (_BOOL_TAG, _INT_TAG) and not value_node.style:
-            text = value_node.value
-            if (tag == _BOOL_TAG and text.lower() not in _STRICT_BOOLS) or (
-                tag == _INT_TAG and _SURPRISING_INT.match(text)
-            ):
-                loader.suspicious = True
+        if _retyped(value_node):
+            loader.suspicious = True
         data[key] = construct(value_node)
 
 
@@ -236,13 +246,8 @@ def _fast_seq(loader: _FastLoader, node: SequenceNode) -> Iterator[list[Any]]:
     yield data
     construct = loader.construct_object
     for child in node.value:
-        tag = child.tag
-        if tag in (_BOOL_TAG, _INT_TAG) and not child.style:
-            text = child.value
-            if (tag == _BOOL_TAG and text.lower() not in _STRICT_BOOLS) or (
-                tag == _INT_TAG and _SURPRISING_INT.match(text)
-            ):
-                loader.suspicious = True
+        if _retyped(child):
+            loader.suspicious = True
         data.append(construct(child))
 
 
@@ -259,8 +264,12 @@ for _tag in ("binary", "set", "omap", "pairs"):
 
 def _check_expansion(root: Node) -> None:
     """Count the nodes the document would have with every alias expanded, without expanding:
-    post-order over the node graph, memoized by node identity."""
+    post-order over the node graph, memoized by node identity. Measures the nesting depth of
+    the expanded data too: aliases nest it without nesting events, past what _too_deep saw
+    (a chain of 600 anchors, each holding the previous one, made the schema check recurse
+    until RecursionError)."""
     sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
     on_path: set[int] = set()
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
@@ -276,6 +285,10 @@ def _check_expansion(root: Node) -> None:
         if done:
             on_path.discard(nid)
             sizes[nid] = 1 + sum(sizes[id(c)] for c in children)
+            if not isinstance(node, ScalarNode):
+                depths[nid] = 1 + max((depths.get(id(c), 0) for c in children), default=0)
+                if depths[nid] > MAX_DEPTH:
+                    raise _TooDeep
             if sizes[nid] > MAX_EXPANDED_NODES and sizes[nid] > MAX_EXPANSION_FACTOR * len(sizes):
                 raise _Bomb(
                     "aliases expand this document beyond "
@@ -430,6 +443,14 @@ def _load(loader: _FastLoader | _Loader, text: str, doc: Document) -> Any:
         return loader.construct_document(node)
     except _Bomb as exc:
         doc.problem(1, 1, str(exc), "alias-bomb")
+    except _TooDeep:
+        doc.problem(
+            1,
+            1,
+            f"the document is nested more than {MAX_DEPTH} levels deep (counting the nodes "
+            "its aliases refer to)",
+            "yaml-depth",
+        )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

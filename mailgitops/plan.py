@@ -275,41 +275,18 @@ def _compare(
         matched.add(live_key)
         before = _strip(entry)
         renamed = live_key if live_key != key else None
-        if entry.get("managed") is True:
-            if before == after and renamed is None:  # cheap equality first: most are equal
-                continue
-            upserts.append(
-                Change(
-                    "update",
-                    kind,
-                    key,
-                    before,
-                    after,
-                    attribute_diff(before, after),
-                    source,
-                    renamed,
-                )
+        managed = entry.get("managed") is True
+        if managed and before == after and renamed is None:  # cheap equality first
+            continue
+        notes: tuple[str, ...] = ()
+        if not managed and kind == "mailbox" and before.get("owner") not in (None, after["owner"]):
+            notes = (
+                f"owner change: {before.get('owner')} -> {after['owner']} (the live mailbox "
+                "belongs to another user)",
             )
-        else:
-            notes: tuple[str, ...] = ()
-            if kind == "mailbox" and before.get("owner") not in (None, after.get("owner")):
-                notes = (
-                    f"owner change: {before.get('owner')} -> {after.get('owner')} (the live "
-                    "mailbox belongs to another user)",
-                )
-            upserts.append(
-                Change(
-                    "adopt",
-                    kind,
-                    key,
-                    before,
-                    after,
-                    attribute_diff(before, after),
-                    source,
-                    renamed,
-                    notes,
-                )
-            )
+        action: Action = "update" if managed else "adopt"
+        diff = attribute_diff(before, after)
+        upserts.append(Change(action, kind, key, before, after, diff, source, renamed, notes))
     deletes: list[Change] = []
     unmanaged: list[Unmanaged] = []
     for live_key in sorted(live):
