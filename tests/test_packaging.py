@@ -1,45 +1,80 @@
-"""The installed package must carry what it reads at run time: the JSON Schemas and the
-Markdown template. Checked in a separate, isolated interpreter (-I: no working directory or
-PYTHONPATH on sys.path), so it sees the installed mailgitops — in CI the non-editable
-`pip install '.[test]'` of the README's test command — and not this checkout."""
+"""A non-editable install must work: build the real wheel, install it (without
+dependencies) into a scratch directory, and run the CLI from there in an isolated interpreter,
+so neither this checkout nor an editable install can stand in for it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+
 PROBE = """
-from importlib import resources
+import sys
+sys.path.insert(0, sys.argv[1])
 import mailgitops
-schemas = resources.files("mailgitops.schemas")
-names = ["provider", "mailboxes", "settings", "state", "plan"]
-missing = [n for n in names if not schemas.joinpath(n + ".schema.json").is_file()]
-template = resources.files("mailgitops").joinpath("templates", "plan.md.j2").is_file()
-print(mailgitops.__file__, missing, template)
+assert mailgitops.__file__.startswith(sys.argv[1]), mailgitops.__file__
+from mailgitops.cli import main
+sys.exit(main(["plan", "-C", sys.argv[2], "--state", sys.argv[3], "--format", "markdown"]))
 """
 
 
-def test_installed_package_has_schemas_and_template(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", PROBE],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.rstrip().endswith("[] True"), proc.stdout
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # pip's build backend misbehaves when it sees pytest's PYTEST_* variables.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    return subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd, env=env)
 
 
-def test_installed_console_script_plans(tmp_path: Path) -> None:
-    (tmp_path / "providers.d").mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-I", "-m", "mailgitops", "plan", "--format", "markdown"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
+def test_wheel_installs_and_runs(tmp_path: Path) -> None:
+    built = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "No changes." in proc.stdout
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("mailgitops-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for schema in ("provider", "mailboxes", "settings", "state", "plan"):
+        assert f"mailgitops/schemas/{schema}.schema.json" in names
+    assert {
+        "mailgitops/templates/plan.md.j2",
+        "mailgitops/py.typed",
+        "mailgitops/commands/plan.py",
+        "mailgitops/state/file.py",
+        "mailgitops/render/text.py",
+    } <= names
+    assert not any(n.startswith(("tests/", "bench/")) for n in names)
+    target = tmp_path / "site"
+    installed = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        tmp_path,
+    )
+    assert installed.returncode == 0, installed.stderr
+    ran = _run(
+        [sys.executable, "-I", "-c", PROBE, str(target), str(REPO), str(tmp_path / "none.json")],
+        tmp_path,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "Plan: 9 to add, 0 to change, 0 to destroy, 0 to adopt." in ran.stdout

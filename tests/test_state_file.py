@@ -610,28 +610,6 @@ def test_precedence_flag_then_env_then_setting(
 
 
 @pytest.mark.usefixtures("no_state_env")
-@pytest.mark.parametrize(
-    ("state_arg", "setting"),
-    [
-        ("postgres://ci@db/mail", None),
-        ("postgresql://ci@db/mail", None),
-        (None, {"backend": "postgres"}),
-    ],
-)
-def test_postgres_is_not_available_yet(
-    tmp_path: Path, state_arg: str | None, setting: dict[str, Any] | None
-) -> None:
-    with pytest.raises(StateError, match="PostgreSQL state backend is not available"):
-        open_backend(state_arg, tmp_path, setting)
-
-
-def test_postgres_url_in_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MAILGITOPS_STATE", "postgresql://ci@db/mail")
-    with pytest.raises(StateError, match="PostgreSQL state backend is not available"):
-        open_backend(None, tmp_path)
-
-
-@pytest.mark.usefixtures("no_state_env")
 def test_unknown_backend_and_empty_flag(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="unknown state backend 's3'"):
         open_backend(None, tmp_path, {"backend": "s3"})
