@@ -5,6 +5,7 @@ so neither this checkout nor an editable install can stand in for it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
