@@ -22,21 +22,25 @@ FIX_HINT = (
 
 def mailbox_users_after(plan: Plan, state: State) -> dict[str, list[tuple[str, str | None]]]:
     """Provider name -> [(mailbox address, config place or None when made outside)] for every
-    mailbox that exists once the plan is applied."""
+    mailbox that exists once the plan is applied. Keyed by the exact live key, as apply_to
+    writes: two live mailboxes that differ only in case are two mailboxes until one is
+    deleted or adopted."""
     after: dict[str, tuple[str, str | None]] = {}
     for address, entry in state.mailboxes.items():
         provider = entry.get("provider")
         if isinstance(provider, str):
-            after[address.lower()] = (provider, None)
+            after[address] = (provider, None)
     for change in plan.changes:
         if change.kind != "mailbox":
             continue
-        key = change.id.lower()
         if change.action == "delete":
-            after.pop(key, None)
-        elif change.after is not None:
+            after.pop(change.id, None)
+            continue
+        if change.live_key is not None:
+            after.pop(change.live_key, None)
+        if change.after is not None:
             place = str(change.source) if change.source is not None else None
-            after[key] = (str(change.after.get("provider")), place)
+            after[change.id] = (str(change.after.get("provider")), place)
     users: dict[str, list[tuple[str, str | None]]] = {}
     for address, (provider, place) in sorted(after.items()):
         users.setdefault(provider, []).append((address, place))
