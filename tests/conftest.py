@@ -83,6 +83,22 @@ class PgServer:
         sep = "&" if "?" in self.url else "?"
         return f"{self.url}{sep}workspace={workspace}"
 
+    def url_for(self, user: str | None = None, dbname: str | None = None) -> str:
+        """A postgresql:// URL for this server as another role and/or database, without a
+        password; every connection parameter but those three goes into the query."""
+        from urllib.parse import quote, urlencode
+
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = {k: str(v) for k, v in conninfo_to_dict(self.dsn).items() if v is not None}
+        params.pop("password", None)
+        role = user or params.pop("user", "")
+        params.pop("user", None)
+        database = dbname or params.pop("dbname", "postgres")
+        params.pop("dbname", None)
+        userinfo = f"{quote(role)}@" if role else ""
+        return f"postgresql://{userinfo}/{quote(database)}?{urlencode(params)}"
+
 
 def find_pg_bin(name: str) -> str | None:
     """Debian keeps the server binaries out of PATH, in /usr/lib/postgresql/<major>/bin."""
@@ -103,9 +119,11 @@ def _run(cmd: list[str], cwd: str, as_user: str | None) -> None:
         )
 
 
-def start_cluster() -> tuple[PgServer, Callable[[], None]]:
+def start_cluster(durable: bool = False) -> tuple[PgServer, Callable[[], None]]:
     """Starts a throwaway cluster; returns it and the function that stops and removes it.
-    Raises RuntimeError with the reason when it cannot."""
+    Raises RuntimeError with the reason when it cannot. Tests run it without fsync (nothing
+    in it must survive a crash); `durable` keeps PostgreSQL's defaults, for benchmarks that
+    compare it with the file backend, which fsyncs."""
     initdb, pg_ctl = find_pg_bin("initdb"), find_pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
         raise RuntimeError(
@@ -154,7 +172,7 @@ def start_cluster() -> tuple[PgServer, Callable[[], None]]:
                 "trust",
                 "-E",
                 "UTF8",
-                "--locale=C.UTF-8",
+                "--locale=C",
                 "--no-sync",
             ],
             base,
@@ -165,10 +183,9 @@ def start_cluster() -> tuple[PgServer, Callable[[], None]]:
             hba.write(f"local all {PG_PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n")
         if as_user is not None:
             shutil.chown(os.path.join(data, "pg_hba.conf"), user=as_user, group=None)
-        options = (
-            f"-c listen_addresses='' -c unix_socket_directories='{base}' -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
-        )
+        options = f"-c listen_addresses='' -c unix_socket_directories='{base}'"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         _run(
             [pg_ctl, "start", "-D", data, "-l", log, "-w", "-t", "60", "-o", options], base, as_user
         )

@@ -129,7 +129,7 @@ class PgStore(Store):
             exists = conn.execute("SELECT to_regclass('mailgitops_workspace')").fetchone()
             if exists is None or exists[0] is None:
                 return []
-            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(query, params).fetchall()
 
     def stored(self) -> dict[str, Any] | None:
         rows = self._query(
@@ -144,13 +144,13 @@ class PgStore(Store):
             "lineage": lineage,
             "serial": serial,
             "providers": dict(
-                self._query(  # type: ignore[arg-type]
+                self._query(
                     "SELECT name, entry FROM mailgitops_provider WHERE workspace = %s",
                     (self.workspace,),
                 )
             ),
             "mailboxes": dict(
-                self._query(  # type: ignore[arg-type]
+                self._query(
                     "SELECT address, entry FROM mailgitops_mailbox WHERE workspace = %s",
                     (self.workspace,),
                 )
@@ -175,7 +175,7 @@ class PgStore(Store):
             table, column = ("mailgitops_mailbox", "address")
         with psycopg.connect(self.server.dsn, autocommit=True) as conn:
             conn.execute(
-                f"INSERT INTO {table} (workspace, {column}, entry) "  # type: ignore[arg-type]
+                f"INSERT INTO {table} (workspace, {column}, entry) "
                 f"VALUES (%s, %s, %s::jsonb) ON CONFLICT (workspace, {column}) "
                 "DO UPDATE SET entry = EXCLUDED.entry",
                 (self.workspace, key, json.dumps(entry)),
@@ -632,7 +632,7 @@ def _password_role(pg: PgServer) -> tuple[str, str]:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PG_PASSWORD_ROLE,))
         verb = "ALTER" if exists.fetchone() else "CREATE"
         conn.execute(
-            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(  # type: ignore[arg-type]
+            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
                 sql.Identifier(PG_PASSWORD_ROLE), sql.Literal(password)
             )
         )
@@ -642,9 +642,7 @@ def _password_role(pg: PgServer) -> tuple[str, str]:
                     sql.Identifier(database), sql.Identifier(PG_PASSWORD_ROLE)
                 )
             )
-    base = pg.url.split("@", 1)[1].split("?", 1)
-    query = "?" + base[1] if len(base) > 1 else ""
-    return f"postgresql://{PG_PASSWORD_ROLE}@/{database}{query}", password
+    return pg.url_for(user=PG_PASSWORD_ROLE, dbname=database), password
 
 
 @pg_only
@@ -658,7 +656,7 @@ def test_password_from_a_reference_is_used_and_never_shown(
     settings = f"state:\n  backend: postgres\n  dsn: {json.dumps(url)}\n"
     settings += "  password: {env: STATE_DB_PW}\n  workspace: pw-test\n"
     tree(root, {"mailgitops.yaml": settings})
-    outputs = []
+    outputs: list[str] = []
 
     def cli(*argv: str) -> int:
         code = main([*argv, "-C", str(root)])
@@ -675,13 +673,13 @@ def test_password_from_a_reference_is_used_and_never_shown(
         assert "password authentication failed" in outputs[-1]
         # An inline password in a --state URL is used, and hidden too.
         inline = url.replace(f"{PG_PASSWORD_ROLE}@", f"{PG_PASSWORD_ROLE}:{password}@")
-        inline += "&workspace=pw-test" if "?" in inline else "?workspace=pw-test"
+        inline += "&workspace=pw-test"
         assert cli("show", "--state", inline) == 0
         assert "alice@example.com" in outputs[-2]
     text = "\n".join(outputs)
     assert password not in text and "wrong-pw-value" not in text
     assert password not in (tmp_path / "copy.json").read_text()
-    with psycopg.connect(pg.dsn.replace("dbname=postgres", "dbname=mailgitops_pw_db")) as conn:
+    with psycopg.connect(pg.url_for(dbname="mailgitops_pw_db")) as conn:
         rows = conn.execute(
             "SELECT row_to_json(w)::text FROM mailgitops_workspace AS w UNION ALL "
             "SELECT entry::text FROM mailgitops_provider UNION ALL "
@@ -707,8 +705,8 @@ def test_holder_comes_from_pg_stat_activity(pg: PgServer) -> None:
 def test_tables_are_created_once_when_many_start_at_once(pg: PgServer) -> None:
     database = "mailgitops_mig_" + fresh_workspace().replace("-", "_")
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {database}")  # type: ignore[arg-type]
-    dsn = pg.dsn.replace("dbname=postgres", f"dbname={database}")
+        conn.execute(f"CREATE DATABASE {database}")
+    dsn = pg.url_for(dbname=database)
     assert PostgresBackend(dsn).read() == State(), "a read on an empty database creates nothing"
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT to_regclass('mailgitops_workspace')").fetchone() == (None,)

@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         description="Copy the state file --from FILE to --to LOCATION (default: the "
         "configured state, as apply uses it).",
     )
-    push.add_argument("--from", dest="source", required=True, metavar="FILE")
+    push.add_argument(
+        "--from", dest="source", required=True, metavar="FILE", help="the state file to copy"
+    )
     push.add_argument(
         "--to", dest="destination", metavar="LOCATION", help="default: the configured state"
     )
@@ -56,7 +58,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     pull.add_argument(
         "--from", dest="source", metavar="LOCATION", help="default: the configured state"
     )
-    pull.add_argument("--to", dest="destination", required=True, metavar="FILE")
+    pull.add_argument(
+        "--to", dest="destination", required=True, metavar="FILE", help="the file to write"
+    )
     for verb in (push, pull):
         add_root_argument(verb)
         verb.add_argument(

@@ -312,7 +312,9 @@ class PostgresBackend:
         return StateError(
             f"cannot use state {self.describe()}: {reason}\n"
             "mailgitops never overwrites a state it cannot read: fix the rows by hand, or "
-            "replace the workspace with `mailgitops state push --force`."
+            "remove the workspace (DELETE FROM mailgitops_workspace WHERE workspace = "
+            f"'{self.workspace}' removes its entries too) and `mailgitops state push` a good "
+            "copy."
         )
 
     # -- writing ------------------------------------------------------------------------------
@@ -344,13 +346,24 @@ class PostgresBackend:
             )
         with self._errors("write"), conn.transaction():
             self._check_unchanged(conn, previous)
-            conn.execute(
-                "INSERT INTO mailgitops_workspace (workspace, lineage, serial, format_version) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (workspace) DO UPDATE SET "
-                "lineage = EXCLUDED.lineage, serial = EXCLUDED.serial, "
-                "format_version = EXCLUDED.format_version, updated_at = now()",
-                (self.workspace, new.lineage, new.serial, new.format_version),
-            )
+            values = (new.lineage, new.serial, new.format_version, self.workspace)
+            if previous.exists:
+                conn.execute(
+                    "UPDATE mailgitops_workspace SET lineage = %s, serial = %s, "
+                    "format_version = %s, updated_at = now() WHERE workspace = %s",
+                    values,
+                )
+            else:
+                try:
+                    # No ON CONFLICT: a workspace created since our check is someone else's.
+                    with conn.transaction():
+                        conn.execute(
+                            "INSERT INTO mailgitops_workspace "
+                            "(lineage, serial, format_version, workspace) VALUES (%s, %s, %s, %s)",
+                            values,
+                        )
+                except psycopg.errors.UniqueViolation:
+                    raise self._changed() from None
             for table, key, delta in (
                 ("mailgitops_provider", "name", providers),
                 ("mailgitops_mailbox", "address", mailboxes),
