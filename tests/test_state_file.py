@@ -99,8 +99,17 @@ def test_round_trip(backend: FileBackend, state_path: Path) -> None:
     write(backend, state)
     assert FileBackend(state_path).read() == state
     text = state_path.read_text("utf-8")
-    assert text == json.dumps(state.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert json.loads(text) == state.to_json()
     assert "Alice Müller" in text
+    # one entry per line, keys sorted: a changed entry is a changed line in a diff
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}" and text.endswith("}\n")
+    for kind in ("providers", "mailboxes"):
+        entries = getattr(state, kind)
+        for name, entry in entries.items():
+            value = json.dumps(entry, sort_keys=True, ensure_ascii=False)
+            line = f"    {json.dumps(name)}: {value}"
+            assert line in lines or line + "," in lines
 
 
 def test_entries_made_outside_may_hold_anything(backend: FileBackend) -> None:
