@@ -18,6 +18,7 @@ from mailgitops.model import Config
 from mailgitops.plan import Desired, Plan, Refusal, compute
 from mailgitops.state import open_backend
 from mailgitops.state.base import State, StateBackend
+from mailgitops.state.file import FileBackend
 from mailgitops.validate import CheckedConfig, check_config
 
 
@@ -56,7 +57,10 @@ class Project:
 
     def backend(self, state_arg: str | None) -> StateBackend:
         setting = self.settings.get("state")
-        return open_backend(state_arg, self.root, setting if isinstance(setting, dict) else None)
+        backend = open_backend(state_arg, self.root, setting if isinstance(setting, dict) else None)
+        if isinstance(backend, FileBackend):
+            backend.verdicts = self.cache
+        return backend
 
     def desired(self, state: State | None = None) -> tuple[Desired, tuple[str, ...]]:
         """The config as the plan compares it, and its warnings. Raises ConfigError (after

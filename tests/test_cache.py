@@ -98,3 +98,20 @@ def test_an_unwritable_cache_only_costs_speed(
     standard(tmp_path / "config")
     assert main(["validate", "-C", str(tmp_path / "config")]) == 0
     assert "OK:" in capsys.readouterr().out
+
+
+def test_state_verdicts_follow_the_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALICE_PW", "a")
+    monkeypatch.setenv("BOB_PW", "b")
+    cli = Cli(standard(tmp_path), capsys)
+    assert cli("apply", "--auto-approve")[0] == 0
+    assert cli("plan")[0] == 0  # remembers that these state bytes are valid
+    live = cli.live()
+    live["mailboxes"]["alice@example.com"]["password"] = "now-a-literal"
+    cli.state.write_text(json.dumps(live))
+    for extra in ([], ["--no-cache"]):
+        code, _out, err = cli("plan", *extra)
+        assert code == 1 and "does not match schemas/state.schema.json" in err
+        assert "now-a-literal" not in err

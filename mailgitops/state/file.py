@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mailgitops.cache import Cache
 from mailgitops.errors import LockError, StateError
 from mailgitops.state.base import FORMAT_VERSION, LockHolder, State
 from mailgitops.state.validation import schema_problems as _schema_problems
@@ -73,6 +74,9 @@ class FileBackend:
         self._target = Path(os.path.realpath(path))
         self._lock_fd: int | None = None
         self._last_read: _OnDisk | None = None  # what read() returned, and its bytes
+        # Set by a caller with a cache (plan, apply): the schema verdict on these exact bytes
+        # is remembered, so a warm run does not check an unchanged state again.
+        self.verdicts: Cache | None = None
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.path)!r})"
@@ -245,7 +249,14 @@ class FileBackend:
                 f"it has format_version {version}, and this mailgitops reads only "
                 f"format_version {FORMAT_VERSION}: use the mailgitops that wrote it"
             )
-        problems = _schema_problems(data)
+        verdicts = self.verdicts
+        key = verdicts.key("state-valid", raw) if verdicts is not None else None
+        if verdicts is not None and key is not None and verdicts.get(key) is True:
+            problems: list[str] = []
+        else:
+            problems = _schema_problems(data)
+            if not problems and verdicts is not None and key is not None:
+                verdicts.put(key, True)
         if problems:
             raise self._refused(
                 "it does not match schemas/state.schema.json:\n  " + "\n  ".join(problems)
