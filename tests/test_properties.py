@@ -542,6 +542,11 @@ def project(spec: ConfigSpec, data: st.DataObject) -> Iterator[Project]:
         yield Project(root, config, before)
 
 
+# The mass-deletion threshold (tests/test_safety_limits.py) would refuse some random plans; the
+# properties are about what an apply that runs does, so every apply here allows it.
+APPLY = ("--allow-mass-delete",)
+
+
 def _refused(code: int, err: str) -> bool:
     if code == 1:
         assert "the plan is refused" in err and "cannot delete provider" in err, err
@@ -557,7 +562,7 @@ def _refused(code: int, err: str) -> bool:
 @given(spec=config_specs(), data=st.data())
 def test_plan_apply_plan_is_empty(spec: ConfigSpec, data: st.DataObject) -> None:
     with project(spec, data) as p:
-        code, _out, err = p.run("apply", "--auto-approve")
+        code, _out, err = p.run("apply", "--auto-approve", *APPLY)
         if _refused(code, err):
             p.assert_untouched()
             assert p.plan_json()["refusals"], "apply refused a plan that plan accepts"
@@ -574,7 +579,7 @@ def test_plan_apply_plan_is_empty(spec: ConfigSpec, data: st.DataObject) -> None
 @given(spec=config_specs(), data=st.data())
 def test_apply_leaves_entries_made_outside_alone(spec: ConfigSpec, data: st.DataObject) -> None:
     with project(spec, data) as p:
-        code, _out, err = p.run("apply", "--auto-approve")
+        code, _out, err = p.run("apply", "--auto-approve", *APPLY)
         if _refused(code, err):
             p.assert_untouched()
             return
@@ -600,7 +605,7 @@ def test_no_mailbox_uses_a_provider_the_apply_removed(
     spec: ConfigSpec, data: st.DataObject
 ) -> None:
     with project(spec, data) as p:
-        code, _out, err = p.run("apply", "--auto-approve")
+        code, _out, err = p.run("apply", "--auto-approve", *APPLY)
         if _refused(code, err):
             p.assert_untouched()
             # The refusal names mailboxes that are really live (by their live key) or in the
@@ -638,7 +643,7 @@ def test_deletion_rule_sees_a_case_variant_of_a_deleted_mailbox(tmp_path: Path) 
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "live.json").write_bytes(before)
     p = Project(tmp_path, normalized(tmp_path), before)
-    code, _out, err = p.run("apply", "--auto-approve")
+    code, _out, err = p.run("apply", "--auto-approve", *APPLY)
     assert code == 1 and "cannot delete provider `gone`" in err, err
     assert "created outside mailgitops" in err
     p.assert_untouched()
@@ -651,7 +656,7 @@ def test_saved_plan_gives_the_promised_state(spec: ConfigSpec, data: st.DataObje
         planfile = p.root / "saved.plan.json"
         code, _out, err = p.run("plan", "--out", str(planfile))
         saved = json.loads(planfile.read_bytes())
-        code_apply, _out, err = p.run("apply", str(planfile))
+        code_apply, _out, err = p.run("apply", str(planfile), *APPLY)
         if saved["refusals"]:
             assert code == 1 and code_apply == 1 and "the plan is refused" in err
             p.assert_untouched()
@@ -680,6 +685,6 @@ def test_saved_plan_gives_the_promised_state(spec: ConfigSpec, data: st.DataObje
         assert {"providers": after["providers"], "mailboxes": after["mailboxes"]} == expected
         assert after["serial"] == before.get("serial", 0) + 1
         assert after["lineage"] == lineage and isinstance(lineage, str)
-        code, _out, err = p.run("apply", str(planfile))
+        code, _out, err = p.run("apply", str(planfile), *APPLY)
         assert code == 1 and "stale plan" in err, "a saved plan must apply once"
         assert p.plan_json()["changes"] == []
