@@ -30,6 +30,15 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_wheel_installs_and_runs(tmp_path: Path) -> None:
+    # A clean copy: setuptools would reuse a stale build/ of the checkout.
+    source = tmp_path / "src"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", "build", "*.egg-info", "_work", "__pycache__", ".*_cache"
+        ),
+    )
     built = _run(
         [
             sys.executable,
@@ -40,7 +49,7 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(tmp_path / "dist"),
-            str(REPO),
+            str(source),
         ],
         tmp_path,
     )
