@@ -68,7 +68,7 @@ class Cache:
         data = json.dumps({"key": key, "value": value}, separators=(",", ":")).encode()
         with contextlib.suppress(OSError):  # a read-only or full cache only costs speed
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, data, mode=0o644)
+            atomic_write(path, data, mode=0o644, durable=False)
 
 
 def open_cache(disabled: bool) -> Cache | None:
