@@ -91,7 +91,10 @@ def _message(error: ValidationError, data: Any) -> tuple[str, str]:
         return f"`{name}` must be {wanted}, not {_type_name(value)}{hint}", "type"
     if kind == "enum":
         options = ", ".join(str(o) for o in expected)
-        return f"`{name}` must be one of: {options} (got {value!r})", "enum"
+        shown = repr(value)
+        if len(shown) > 60:  # a hostile 15 MB value must not become a 15 MB message
+            shown = shown[:57] + "..."
+        return f"`{name}` must be one of: {options} (got {shown})", "enum"
     if kind == "const":
         return f"`{name}` must be {error.validator_value!r}", "enum"
     if kind in ("minimum", "maximum"):

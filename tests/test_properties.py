@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
 
 from mailgitops import normalize
@@ -548,6 +548,7 @@ APPLY = ("--allow-mass-delete",)
 
 
 def _refused(code: int, err: str) -> bool:
+    event("refused by the deletion rule" if code == 1 else "applied")
     if code == 1:
         assert "the plan is refused" in err and "cannot delete provider" in err, err
         return True

@@ -131,12 +131,14 @@ class FileBackend:
                 created.remove(backup_tmp)
             os.replace(tmp, self._target)
             created.remove(tmp)
-        except OSError as exc:
+        except BaseException as exc:  # any failure, even an interrupt: leave no temp file
             for path in created:
                 # Best effort: the error that stopped the write is the one to report.
                 with suppress(OSError):
                     path.unlink()
-            raise StateError(f"cannot write state {self.path}: {_os_reason(exc)}") from exc
+            if isinstance(exc, OSError):
+                raise StateError(f"cannot write state {self.path}: {_os_reason(exc)}") from exc
+            raise
         self._sync_directory()
 
     @contextmanager
