@@ -39,8 +39,16 @@ SECURITIES = ("ssl_tls", "starttls", "none")
 PERIODS = ("one_day", "three_days", "week", "all")
 RIGHTS = ("send", "edit", "read")
 NAMES = (
-    "Alice Smith", "Bob Jones", "Carol White", "Dmitri Ivanov", "Jürgen Müller", "Zoë Ng",
-    "Søren Nielsen", "María José García", "O'Brien, Pat", "Li Wei",
+    "Alice Smith",
+    "Bob Jones",
+    "Carol White",
+    "Dmitri Ivanov",
+    "Jürgen Müller",
+    "Zoë Ng",
+    "Søren Nielsen",
+    "María José García",
+    "O'Brien, Pat",
+    "Li Wei",
 )
 
 _PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@/-]*$")
@@ -57,8 +65,12 @@ def generator_digest() -> str:
 def q(value: str) -> str:
     """A YAML scalar for a string: plain where that is unambiguous, else double-quoted (a JSON
     string is a valid YAML double-quoted scalar)."""
-    if (_PLAIN.match(value) and value.lower() not in _YAML11_WORDS
-            and not re.match(r"^[0-9._:-]+$", value) and not value.endswith(" ")):
+    if (
+        _PLAIN.match(value)
+        and value.lower() not in _YAML11_WORDS
+        and not re.match(r"^[0-9._:-]+$", value)
+        and not value.endswith(" ")
+    ):
         return value
     return json.dumps(value, ensure_ascii=False)
 
@@ -161,10 +173,17 @@ def make_provider(index: int, rng: random.Random) -> ProviderSpec:
     if index % 5 == 2:
         client_id = f"{name}.apps.example.com"
         secret_env = f"{name.upper()}_SECRET"
-        lines += ["auth:", "  method: oauth2", f"  client_id: {client_id}",
-                  f"  client_secret: {{env: {secret_env}}}"]
-        entry["auth"] = {"method": "oauth2", "client_id": client_id,
-                         "client_secret": {"env": secret_env}}
+        lines += [
+            "auth:",
+            "  method: oauth2",
+            f"  client_id: {client_id}",
+            f"  client_secret: {{env: {secret_env}}}",
+        ]
+        entry["auth"] = {
+            "method": "oauth2",
+            "client_id": client_id,
+            "client_secret": {"env": secret_env},
+        }
     else:
         if rng.random() < 0.3:
             lines.append("auth: {method: basic}")
@@ -172,8 +191,9 @@ def make_provider(index: int, rng: random.Random) -> ProviderSpec:
     return ProviderSpec(index, lines, entry)
 
 
-def make_mailbox(i: int, provider: ProviderSpec, explicit_provider: bool,
-                 rng: random.Random) -> MailboxSpec:
+def make_mailbox(
+    i: int, provider: ProviderSpec, explicit_provider: bool, rng: random.Random
+) -> MailboxSpec:
     """Mailbox number i (0-based) at `provider`; owner u{i//2}: two mailboxes per owner, only
     the even one may be the default, so there is at most one default per owner."""
     address = f"user{i:06d}@{provider.domain}"
@@ -189,8 +209,12 @@ def make_mailbox(i: int, provider: ProviderSpec, explicit_provider: bool,
         login = address.split("@", 1)[0]
     else:
         login = address
-    entry: dict[str, Any] = {"managed": True, "provider": provider.name, "owner": owner,
-                             "login": login}
+    entry: dict[str, Any] = {
+        "managed": True,
+        "provider": provider.name,
+        "owner": owner,
+        "login": login,
+    }
     if provider.basic:
         lines.append("  password: {env: MB_PW}")
         entry["password"] = {"env": "MB_PW"}
@@ -314,8 +338,7 @@ def make_live(model: Generated, n: int, seed: int) -> tuple[dict[str, Any], dict
     for j in range(k):
         provider = providers[rng.randrange(len(providers))]
         address = f"extra{j:06d}@{provider.domain}"
-        entry: dict[str, Any] = {"managed": True, "provider": provider.name,
-                                 "owner": f"x{j:06d}"}
+        entry: dict[str, Any] = {"managed": True, "provider": provider.name, "owner": f"x{j:06d}"}
         if provider.login_format == "manual":
             entry["login"] = f"extra-{j:06d}"
         elif provider.login_format == "mailbox_name":
@@ -324,9 +347,14 @@ def make_live(model: Generated, n: int, seed: int) -> tuple[dict[str, Any], dict
             entry["login"] = address
         if provider.basic:
             entry["password"] = {"env": "MB_PW"}
-        entry.update({"send_emails": True, "default": False,
-                      "sync": {"enabled": True, "period": "week", "folders": ["INBOX"]},
-                      "shared_with": []})
+        entry.update(
+            {
+                "send_emails": True,
+                "default": False,
+                "sync": {"enabled": True, "period": "week", "folders": ["INBOX"]},
+                "shared_with": [],
+            }
+        )
         mailboxes[address] = entry
 
     n_unmanaged = max(3, n // 1000) if n else 0
@@ -367,8 +395,10 @@ def prepare_dir(path: Path, params: dict[str, Any]) -> bool:
             pass
         shutil.rmtree(path)
     elif path.exists() and any(path.iterdir()):
-        raise SystemExit(f"error: {path} is not empty and was not made by bench/generate.py; "
-                         "refusing to write into it")
+        raise SystemExit(
+            f"error: {path} is not empty and was not made by bench/generate.py; "
+            "refusing to write into it"
+        )
     path.mkdir(parents=True, exist_ok=True)
     return True
 
@@ -379,8 +409,7 @@ def write_text(path: Path, lines: list[str]) -> None:
 
 def write_config(out: Path, n: int, seed: int, force: bool = False) -> bool:
     """Writes the config repository; False when an identical one was already there."""
-    params = {"kind": "mailgitops", "mailboxes": n, "seed": seed,
-              "generator": generator_digest()}
+    params = {"kind": "mailgitops", "mailboxes": n, "seed": seed, "generator": generator_digest()}
     if force and (out / MARKER).exists():
         (out / MARKER).unlink()
         shutil.rmtree(out)
@@ -397,8 +426,12 @@ def write_config(out: Path, n: int, seed: int, force: bool = False) -> bool:
     with (out / "live.json").open("w", encoding="utf-8") as fh:
         json.dump(state, fh, indent=2, ensure_ascii=False)
         fh.write("\n")
-    summary = {"providers": len(model.providers), "mailboxes": len(model.mailboxes),
-               "mailbox_files": len(model.files), "plan": expected}
+    summary = {
+        "providers": len(model.providers),
+        "mailboxes": len(model.mailboxes),
+        "mailbox_files": len(model.files),
+        "plan": expected,
+    }
     (out / "expected.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / MARKER).write_text(json.dumps(params) + "\n")
     return True
@@ -414,8 +447,13 @@ def _record(i: int, rng: random.Random) -> tuple[str, list[str]]:
     elif kind == "CNAME":
         value = [f"  value: host{i % 97}.example.net."]
     elif kind == "MX":
-        value = ["  values:", "  - exchange: mx1.example.net.", "    preference: 10",
-                 "  - exchange: mx2.example.net.", "    preference: 20"]
+        value = [
+            "  values:",
+            "  - exchange: mx1.example.net.",
+            "    preference: 10",
+            "  - exchange: mx2.example.net.",
+            "    preference: 20",
+        ]
     else:
         value = [f'  value: "bench-record-{i} owner=team{i // MAILBOXES_PER_FILE}"']
     return kind, [f"  ttl: {ttl}", f"  type: {kind}", *value]
@@ -455,20 +493,23 @@ def write_octodns(out: Path, n: int, seed: int, force: bool = False) -> bool:
     write_text(out / "config" / f"{OCTODNS_ZONE}yaml", source)
     write_text(out / "live" / f"{OCTODNS_ZONE}yaml", target)
     abs_out = out.resolve()
-    write_text(out / "octodns.yaml", [
-        "---",
-        "providers:",
-        "  config:",
-        "    class: octodns.provider.yaml.YamlProvider",
-        f"    directory: {json.dumps(str(abs_out / 'config'))}",
-        "  live:",
-        "    class: octodns.provider.yaml.YamlProvider",
-        f"    directory: {json.dumps(str(abs_out / 'live'))}",
-        "zones:",
-        f"  {OCTODNS_ZONE}:",
-        "    sources: [config]",
-        "    targets: [live]",
-    ])
+    write_text(
+        out / "octodns.yaml",
+        [
+            "---",
+            "providers:",
+            "  config:",
+            "    class: octodns.provider.yaml.YamlProvider",
+            f"    directory: {json.dumps(str(abs_out / 'config'))}",
+            "  live:",
+            "    class: octodns.provider.yaml.YamlProvider",
+            f"    directory: {json.dumps(str(abs_out / 'live'))}",
+            "zones:",
+            f"  {OCTODNS_ZONE}:",
+            "    sources: [config]",
+            "    targets: [live]",
+        ],
+    )
     summary = {"records": n, "plan": {"create": k, "update": k, "delete": k}}
     (out / "expected.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / MARKER).write_text(json.dumps(params) + "\n")
@@ -478,13 +519,19 @@ def write_octodns(out: Path, n: int, seed: int, force: bool = False) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--mailboxes", type=int, required=True, metavar="N")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="where to write the mailgitops config repository")
-    parser.add_argument("--octodns", type=Path, metavar="DIR2",
-                        help="also write an octoDNS config with N records here")
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="where to write the mailgitops config repository"
+    )
+    parser.add_argument(
+        "--octodns",
+        type=Path,
+        metavar="DIR2",
+        help="also write an octoDNS config with N records here",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true",
-                        help="rewrite even when DIR already holds this generation")
+    parser.add_argument(
+        "--force", action="store_true", help="rewrite even when DIR already holds this generation"
+    )
     args = parser.parse_args(argv)
     if args.mailboxes < 1:
         parser.error("--mailboxes must be at least 1")

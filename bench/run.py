@@ -53,9 +53,13 @@ import generate  # noqa: E402
 CONTENDERS = ("floor", "floor-yaml", "validate", "plan-cold", "plan-warm", "apply", "octodns")
 
 # What each contender is compared with, and the target for that ratio (docs/performance.md).
-RATIO_TO = {"validate": "floor-yaml", "plan-cold": "floor", "plan-warm": "floor",
-            "apply": "plan-cold",
-            "octodns": "plan-cold"}
+RATIO_TO = {
+    "validate": "floor-yaml",
+    "plan-cold": "floor",
+    "plan-warm": "floor",
+    "apply": "plan-cold",
+    "octodns": "plan-cold",
+}
 TARGETS: dict[str, tuple[str, float]] = {  # contender -> (comparison, bound)
     "validate": ("<=", 1.3),
     "plan-cold": ("<=", 1.5),
@@ -82,7 +86,8 @@ if len(sys.argv) > 2:
 """
 
 PLAN_SUMMARY = re.compile(
-    r"Plan: (\d+) to add, (\d+) to change, (\d+) to destroy, (\d+) to adopt\.")
+    r"Plan: (\d+) to add, (\d+) to change, (\d+) to destroy, (\d+) to adopt\."
+)
 OCTODNS_SUMMARY = re.compile(r"Summary: Creates=(\d+), Updates=(\d+), Deletes=(\d+)")
 
 
@@ -149,8 +154,9 @@ with open(report, "w") as fh:
 """
 
 
-def run_child(argv: list[str], env: dict[str, str], cwd: Path, name: str,
-              timeout: float) -> Measurement:
+def run_child(
+    argv: list[str], env: dict[str, str], cwd: Path, name: str, timeout: float
+) -> Measurement:
     """Runs argv to completion with stdout/stderr in bench/_work/logs/NAME.*; returns its
     wall time and its own peak RSS."""
     logs = WORK / "logs"
@@ -161,9 +167,15 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path, name: str,
     timed_out = False
     with out_path.open("wb") as out, err_path.open("wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, str(report), *argv],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                                cwd=cwd, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", LAUNCHER, str(report), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -176,8 +188,14 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path, name: str,
         seconds, maxrss, code = float(seconds_s), int(maxrss_kib) / 1024.0, int(code_s)
     except (OSError, ValueError):  # killed, or the launcher itself failed
         seconds, maxrss, code = outer, 0.0, proc.returncode or 1
-    return Measurement(seconds=seconds, maxrss_mib=maxrss, exit_code=code,
-                       timed_out=timed_out, stdout_path=out_path, stderr_path=err_path)
+    return Measurement(
+        seconds=seconds,
+        maxrss_mib=maxrss,
+        exit_code=code,
+        timed_out=timed_out,
+        stdout_path=out_path,
+        stderr_path=err_path,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,9 +254,15 @@ class CacheDirs:
 def supports_no_cache(env: dict[str, str]) -> tuple[bool, str]:
     """Whether `mailgitops plan --help` lists --no-cache (asked once)."""
     try:
-        proc = subprocess.run([sys.executable, "-m", "mailgitops", "plan", "--help"],
-                              capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
-                              check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "mailgitops", "plan", "--help"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=120,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"could not run `mailgitops plan --help`: {exc}"
     if proc.returncode != 0:
@@ -258,11 +282,28 @@ def ensure_octodns() -> tuple[Path | None, str]:
     log(f"installing octoDNS into {venv} (log: {install_log}) ...")
     try:
         with install_log.open("w") as fh:
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], stdout=fh,
-                           stderr=subprocess.STDOUT, check=True, timeout=600)
-            subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install",
-                            "--no-cache-dir", "--disable-pip-version-check", "octodns>=1.0"],
-                           stdout=fh, stderr=subprocess.STDOUT, check=True, timeout=1800)
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(venv)],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                check=True,
+                timeout=600,
+            )
+            subprocess.run(
+                [
+                    str(venv / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-cache-dir",
+                    "--disable-pip-version-check",
+                    "octodns>=1.0",
+                ],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                check=True,
+                timeout=1800,
+            )
     except (OSError, subprocess.SubprocessError) as exc:
         tail = _read(install_log).strip().splitlines()[-1:] or [""]
         return None, f"octoDNS install failed ({exc}): {tail[0][:200]}; see {install_log}"
@@ -273,9 +314,13 @@ def ensure_octodns() -> tuple[Path | None, str]:
 
 def octodns_version(exe: Path) -> str:
     try:
-        proc = subprocess.run([str(exe.parent / "python"), "-c",
-                               "import octodns; print(octodns.__version__)"],
-                              capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [str(exe.parent / "python"), "-c", "import octodns; print(octodns.__version__)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     return proc.stdout.strip() or "?"
@@ -303,13 +348,22 @@ def machine_info() -> dict[str, Any]:
         pass
     commit = "no commit"
     try:
-        proc = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=30, check=False)
+        proc = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         if proc.returncode == 0:
             commit = proc.stdout.strip()
-            dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--",
-                                    "mailgitops", "schemas"],
-                                   capture_output=True, text=True, timeout=30, check=False)
+            dirty = subprocess.run(
+                ["git", "-C", str(REPO), "status", "--porcelain", "--", "mailgitops", "schemas"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
             if dirty.stdout.strip():
                 commit += " + uncommitted changes"
     except (OSError, subprocess.TimeoutExpired):
@@ -327,10 +381,14 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def summarize(contenders: dict[str, Contender], n: int,
-              baseline: dict[str, Any] | None) -> list[dict[str, Any]]:
-    medians = {name: statistics.median(c.times) for name, c in contenders.items()
-               if c.times and c.error is None}
+def summarize(
+    contenders: dict[str, Contender], n: int, baseline: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    medians = {
+        name: statistics.median(c.times)
+        for name, c in contenders.items()
+        if c.times and c.error is None
+    }
     rows: list[dict[str, Any]] = []
     for name, c in contenders.items():
         row: dict[str, Any] = {"contender": name, "command": " ".join(c.argv)}
@@ -339,9 +397,15 @@ def summarize(contenders: dict[str, Contender], n: int,
             rows.append(row)
             continue
         median = medians.get(name)
-        row.update(status="ok", runs=len(c.times), times=[round(t, 4) for t in c.times],
-                   median=median, min=min(c.times), max=max(c.times),
-                   peak_rss_mib=round(max(c.rss), 1))
+        row.update(
+            status="ok",
+            runs=len(c.times),
+            times=[round(t, 4) for t in c.times],
+            median=median,
+            min=min(c.times),
+            max=max(c.times),
+            peak_rss_mib=round(max(c.rss), 1),
+        )
         ref = RATIO_TO.get(name)
         if ref is not None:
             row["ratio_to"] = "octodns/plan-cold" if name == "octodns" else ref
@@ -360,10 +424,12 @@ def summarize(contenders: dict[str, Contender], n: int,
             base_n = baseline.get("params", {}).get("mailboxes")
             if base and base.get("median") and base_n and base_n != n:
                 scale = median / base["median"]
-                row["scaling"] = {"baseline_mailboxes": base_n,
-                                  "baseline_median": base["median"],
-                                  "time_ratio": round(scale, 3),
-                                  "bound": round(SCALING_SLACK * n / base_n, 2)}
+                row["scaling"] = {
+                    "baseline_mailboxes": base_n,
+                    "baseline_median": base["median"],
+                    "time_ratio": round(scale, 3),
+                    "bound": round(SCALING_SLACK * n / base_n, 2),
+                }
                 row["scaling"]["met"] = scale <= row["scaling"]["bound"]
         if c.check:
             row["check"] = c.check
@@ -390,23 +456,38 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         target = "-"
         if "target_met" in row:
             target = f"{row['target']}: {'met' if row['target_met'] else 'MISSED'}"
-        body.append((row["contender"], f"{row['median']:.3f}", f"{row['min']:.3f}",
-                     f"{row['max']:.3f}", ratio, target, f"{row['peak_rss_mib']:.1f}"))
+        body.append(
+            (
+                row["contender"],
+                f"{row['median']:.3f}",
+                f"{row['min']:.3f}",
+                f"{row['max']:.3f}",
+                ratio,
+                target,
+                f"{row['peak_rss_mib']:.1f}",
+            )
+        )
     widths = [max(len(r[i]) for r in (header, *body)) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-             for r in (header, tuple("-" * w for w in widths), *body)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+        for r in (header, tuple("-" * w for w in widths), *body)
+    ]
     lines += [f"  {f}" for f in failures]
     for row in rows:
         if "scaling" in row and row["contender"].startswith("plan"):
             s = row["scaling"]
-            lines.append(f"  scaling {row['contender']}: {row['median']:.3f}s vs "
-                         f"{s['baseline_median']:.3f}s at N={s['baseline_mailboxes']}: "
-                         f"{s['time_ratio']:.2f}x (bound {s['bound']}x: "
-                         f"{'met' if s['met'] else 'MISSED'})")
+            lines.append(
+                f"  scaling {row['contender']}: {row['median']:.3f}s vs "
+                f"{s['baseline_median']:.3f}s at N={s['baseline_mailboxes']}: "
+                f"{s['time_ratio']:.2f}x (bound {s['bound']}x: "
+                f"{'met' if s['met'] else 'MISSED'})"
+            )
         if "memory_target_met" in row:
-            lines.append(f"  memory {row['contender']}: {row['peak_rss_mib']:.0f} MiB "
-                         f"(<= {MEMORY_TARGET_MIB:.0f} MiB: "
-                         f"{'met' if row['memory_target_met'] else 'MISSED'})")
+            lines.append(
+                f"  memory {row['contender']}: {row['peak_rss_mib']:.0f} MiB "
+                f"(<= {MEMORY_TARGET_MIB:.0f} MiB: "
+                f"{'met' if row['memory_target_met'] else 'MISSED'})"
+            )
         if "check" in row:
             lines.append(f"  check {row['contender']}: {row['check']}")
     return "\n".join(lines)
@@ -415,10 +496,12 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def build_contenders(selected: list[str], cfg: Path, oct_dir: Path | None,
-                     notes: list[str]) -> dict[str, Contender]:
-    base_env = {k: v for k, v in os.environ.items()
-                if k not in ("MAILGITOPS_STATE", "MAILGITOPS_CACHE_DIR")}
+def build_contenders(
+    selected: list[str], cfg: Path, oct_dir: Path | None, notes: list[str]
+) -> dict[str, Contender]:
+    base_env = {
+        k: v for k, v in os.environ.items() if k not in ("MAILGITOPS_STATE", "MAILGITOPS_CACHE_DIR")
+    }
     base_env["NO_COLOR"] = "1"
     state = cfg / "live.json"
     py = sys.executable
@@ -426,13 +509,20 @@ def build_contenders(selected: list[str], cfg: Path, oct_dir: Path | None,
     out: dict[str, Contender] = {}
     for name in selected:
         if name == "floor":
-            out[name] = Contender(name, [py, "-c", FLOOR_CODE, str(cfg), str(state)], WORK,
-                                  base_env)
+            out[name] = Contender(
+                name, [py, "-c", FLOOR_CODE, str(cfg), str(state)], WORK, base_env
+            )
         elif name == "floor-yaml":
             out[name] = Contender(name, [py, "-c", FLOOR_CODE, str(cfg)], WORK, base_env)
         elif name == "validate":
-            out[name] = Contender(name, [py, "-m", "mailgitops", "validate", "-C", str(cfg)],
-                                  REPO, base_env, caches.fresh, caches.drop)
+            out[name] = Contender(
+                name,
+                [py, "-m", "mailgitops", "validate", "-C", str(cfg)],
+                REPO,
+                base_env,
+                caches.fresh,
+                caches.drop,
+            )
         elif name == "plan-cold":
             argv = [py, "-m", "mailgitops", "plan", "-C", str(cfg), "--state", str(state)]
             ok, note = supports_no_cache(base_env)
@@ -443,33 +533,80 @@ def build_contenders(selected: list[str], cfg: Path, oct_dir: Path | None,
             out[name] = Contender(name, argv, REPO, base_env, caches.fresh, caches.drop)
         elif name == "plan-warm":
             env = dict(base_env, MAILGITOPS_CACHE_DIR=caches.warm())
-            out[name] = Contender(name, [py, "-m", "mailgitops", "plan", "-C", str(cfg),
-                                         "--state", str(state)], REPO, env)
+            out[name] = Contender(
+                name,
+                [py, "-m", "mailgitops", "plan", "-C", str(cfg), "--state", str(state)],
+                REPO,
+                env,
+            )
         elif name == "apply":
             scratch = WORK / "apply-state.json"
             planfile = WORK / "apply-plan.json"
-            secrets_env = dict(base_env, MB_PW="bench-password", **{
-                f"{p.stem.upper()}_SECRET": "bench-secret"
-                for p in (cfg / "providers.d").glob("*.yaml")})
+            secrets_env = dict(
+                base_env,
+                MB_PW="bench-password",
+                **{
+                    f"{p.stem.upper()}_SECRET": "bench-secret"
+                    for p in (cfg / "providers.d").glob("*.yaml")
+                },
+            )
 
-            def prepare(env: dict[str, str], scratch: Path = scratch,
-                        planfile: Path = planfile) -> None:
+            def prepare(
+                env: dict[str, str], scratch: Path = scratch, planfile: Path = planfile
+            ) -> None:
                 # Untimed: a fresh copy of live and the reviewed plan of its 3% difference.
                 shutil.copyfile(state, scratch)
                 for suffix in (".backup", ".lock"):
                     scratch.with_name(scratch.name + suffix).unlink(missing_ok=True)
-                subprocess.run([py, "-m", "mailgitops", "plan", "-C", str(cfg), "--state",
-                                str(scratch), "--no-cache", "--out", str(planfile)],
-                               cwd=REPO, env=env, check=True, capture_output=True)
+                subprocess.run(
+                    [
+                        py,
+                        "-m",
+                        "mailgitops",
+                        "plan",
+                        "-C",
+                        str(cfg),
+                        "--state",
+                        str(scratch),
+                        "--no-cache",
+                        "--out",
+                        str(planfile),
+                    ],
+                    cwd=REPO,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
 
-            out[name] = Contender(name, [py, "-m", "mailgitops", "apply", "-C", str(cfg),
-                                         "--state", str(scratch), str(planfile)],
-                                  REPO, secrets_env, prepare)
+            out[name] = Contender(
+                name,
+                [
+                    py,
+                    "-m",
+                    "mailgitops",
+                    "apply",
+                    "-C",
+                    str(cfg),
+                    "--state",
+                    str(scratch),
+                    str(planfile),
+                ],
+                REPO,
+                secrets_env,
+                prepare,
+            )
         elif name == "octodns":
             exe, problem = ensure_octodns()
-            contender = Contender(name, [str(exe or "octodns-sync"), "--config-file",
-                                         str((oct_dir or WORK) / "octodns.yaml")],
-                                  oct_dir or WORK, base_env)
+            contender = Contender(
+                name,
+                [
+                    str(exe or "octodns-sync"),
+                    "--config-file",
+                    str((oct_dir or WORK) / "octodns.yaml"),
+                ],
+                oct_dir or WORK,
+                base_env,
+            )
             if exe is None:
                 contender.error = f"failed: {problem}"
                 notes.append(problem)
@@ -489,8 +626,9 @@ def check_output(c: Contender, m: Measurement, expected: dict[str, Any]) -> None
         if not found:
             c.check = "no 'Plan: ...' summary line found in the output"
             return
-        got = dict(zip(("create", "update", "delete", "adopt"),
-                       map(int, found.groups()), strict=True))
+        got = dict(
+            zip(("create", "update", "delete", "adopt"), map(int, found.groups()), strict=True)
+        )
     elif c.name == "octodns":
         found = OCTODNS_SUMMARY.search(_read(m.stderr_path) + _read(m.stdout_path))
         if not found:
@@ -500,25 +638,44 @@ def check_output(c: Contender, m: Measurement, expected: dict[str, Any]) -> None
     else:
         return
     want = {k: plan[k] for k in got if k in plan}
-    c.check = (f"as generated: {got}" if got == want
-               else f"DIFFERS from what was generated: got {got}, expected {want}")
+    c.check = (
+        f"as generated: {got}"
+        if got == want
+        else f"DIFFERS from what was generated: got {got}, expected {want}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Time mailgitops validate/plan against a parse-only floor and octoDNS.")
+        description="Time mailgitops validate/plan against a parse-only floor and octoDNS."
+    )
     parser.add_argument("--mailboxes", type=int, default=10_000, metavar="N")
     parser.add_argument("--runs", type=int, default=5, help="timed rounds (default 5)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="untimed rounds first (default 1; plan-warm always gets one)")
-    parser.add_argument("--only", default=",".join(CONTENDERS),
-                        help=f"comma-separated subset of {','.join(CONTENDERS)}")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed rounds first (default 1; plan-warm always gets one)",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(CONTENDERS),
+        help=f"comma-separated subset of {','.join(CONTENDERS)}",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
-    parser.add_argument("--baseline", type=Path, metavar="FILE",
-                        help="a --json file from a smaller N: report how the times scale")
-    parser.add_argument("--timeout", type=float, default=1800.0,
-                        help="seconds before a child is killed and counted as failed")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="a --json file from a smaller N: report how the times scale",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds before a child is killed and counted as failed",
+    )
     args = parser.parse_args(argv)
 
     selected = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -580,18 +737,28 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(contenders, n, baseline)
     result = {
         "machine": machine,
-        "params": {"mailboxes": n, "providers": expected["providers"],
-                   "mailbox_files": expected["mailbox_files"], "seed": seed,
-                   "runs": args.runs, "warmup": args.warmup, "expected_plan": expected["plan"]},
+        "params": {
+            "mailboxes": n,
+            "providers": expected["providers"],
+            "mailbox_files": expected["mailbox_files"],
+            "seed": seed,
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "expected_plan": expected["plan"],
+        },
         "results": rows,
         "notes": notes,
     }
-    print(f"mailgitops benchmark: N={n} mailboxes, {expected['providers']} providers, "
-          f"{expected['mailbox_files']} mailbox files, {args.runs} runs (medians)")
-    print(f"machine: {machine['cpu']}, {machine['cores']} cores "
-          f"({machine['cores_usable']} usable), {machine['memory_gib']} GiB; "
-          f"Python {machine['python']}; PyYAML {machine['pyyaml']}; {machine['date']}; "
-          f"mailgitops {machine['mailgitops_commit']}")
+    print(
+        f"mailgitops benchmark: N={n} mailboxes, {expected['providers']} providers, "
+        f"{expected['mailbox_files']} mailbox files, {args.runs} runs (medians)"
+    )
+    print(
+        f"machine: {machine['cpu']}, {machine['cores']} cores "
+        f"({machine['cores_usable']} usable), {machine['memory_gib']} GiB; "
+        f"Python {machine['python']}; PyYAML {machine['pyyaml']}; {machine['date']}; "
+        f"mailgitops {machine['mailgitops_commit']}"
+    )
     print(render_table(rows))
     for note in notes:
         print(f"note: {note}")
