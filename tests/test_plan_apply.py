@@ -18,6 +18,15 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
     return Cli(standard(tmp_path), capsys)
 
 
+def _apply_with_carl_on_other(cli: Cli) -> None:
+    """Live: the standard config plus provider `other` with one mailbox of the config."""
+    carl = (
+        "mailboxes:\n  - address: carl@other.com\n    owner: carl\n    password: {env: ALICE_PW}\n"
+    )
+    tree(cli.root, {"providers.d/other.yaml": OTHER, "mailboxes.d/o.yaml": carl})
+    assert cli("apply", "--auto-approve")[0] == 0
+
+
 def _actions(plan: dict[str, object]) -> list[tuple[str, str, str]]:
     return [(c["action"], c["kind"], c["id"]) for c in plan["changes"]]  # type: ignore[index,union-attr]
 
@@ -146,15 +155,7 @@ def test_deletion_rule_outside_mailbox(cli: Cli) -> None:
 
 
 def test_deletion_rule_config_mailbox_names_file_line(cli: Cli) -> None:
-    tree(
-        cli.root,
-        {
-            "providers.d/other.yaml": OTHER,
-            "mailboxes.d/o.yaml": "mailboxes:\n  - address: carl@other.com\n    owner: carl\n"
-            "    password: {env: ALICE_PW}\n",
-        },
-    )
-    assert cli("apply", "--auto-approve")[0] == 0
+    _apply_with_carl_on_other(cli)
     (cli.root / "providers.d/other.yaml").unlink()
     code, _out, err = cli("plan")
     assert code == 1
@@ -163,15 +164,7 @@ def test_deletion_rule_config_mailbox_names_file_line(cli: Cli) -> None:
 
 
 def test_move_mailboxes_and_delete_provider_in_one_plan(cli: Cli) -> None:
-    tree(
-        cli.root,
-        {
-            "providers.d/other.yaml": OTHER,
-            "mailboxes.d/o.yaml": "mailboxes:\n  - address: carl@other.com\n    owner: carl\n"
-            "    password: {env: ALICE_PW}\n",
-        },
-    )
-    assert cli("apply", "--auto-approve")[0] == 0
+    _apply_with_carl_on_other(cli)
     (cli.root / "providers.d/other.yaml").unlink()
     tree(
         cli.root,
@@ -376,15 +369,7 @@ def test_state_location_from_env_and_settings(cli: Cli, monkeypatch: pytest.Monk
 
 
 def test_failed_json_plan_is_still_one_json_document(cli: Cli) -> None:
-    tree(
-        cli.root,
-        {
-            "providers.d/other.yaml": OTHER,
-            "mailboxes.d/o.yaml": "mailboxes:\n  - address: carl@other.com\n    owner: carl\n"
-            "    password: {env: ALICE_PW}\n",
-        },
-    )
-    assert cli("apply", "--auto-approve")[0] == 0
+    _apply_with_carl_on_other(cli)
     (cli.root / "providers.d/other.yaml").unlink()
     code, out, err = cli("plan", "--format", "json")
     assert code == 1

@@ -16,6 +16,7 @@ from typing import Any
 from mailgitops import access, output, render, safety, secrets
 from mailgitops.commands.common import (
     add_cache_argument,
+    add_lock_timeout_argument,
     add_root_argument,
     add_state_argument,
 )
@@ -55,13 +56,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="apply a plan that deletes more than safety.max_delete_share of the managed mailboxes",
     )
-    parser.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="wait up to S seconds for the state lock (default 0)",
-    )
+    add_lock_timeout_argument(parser, "the state lock")
     parser.set_defaults(func=run)
 
 
@@ -101,8 +96,6 @@ def _confirm(plan: Plan) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.lock_timeout < 0:
-        raise UsageError("--lock-timeout must be 0 or more seconds")
     interactive = sys.stdin.isatty()
     if args.planfile is None and not args.auto_approve and not interactive:
         raise UsageError(

@@ -31,3 +31,23 @@ def add_cache_argument(parser: argparse.ArgumentParser) -> None:
         help="do not use the cache of parsed files ($MAILGITOPS_CACHE_DIR, else "
         "~/.cache/mailgitops)",
     )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError("must be 0 or more seconds")
+    return value
+
+
+def add_lock_timeout_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help=f"wait up to S seconds for {what} (default 0: fail at once, naming the holder)",
+    )

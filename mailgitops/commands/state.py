@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgitops import output
-from mailgitops.commands.common import add_root_argument
+from mailgitops.commands.common import add_lock_timeout_argument, add_root_argument
 from mailgitops.errors import StateError, UsageError
 from mailgitops.pipeline import load_project
 from mailgitops.state import open_backend
@@ -68,13 +68,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
             action="store_true",
             help="overwrite a destination of another lineage, a higher serial, or other content",
         )
-        verb.add_argument(
-            "--lock-timeout",
-            type=float,
-            default=0.0,
-            metavar="S",
-            help="wait up to S seconds for each state's lock (default 0)",
-        )
+        add_lock_timeout_argument(verb, "each state's lock")
         verb.set_defaults(func=run)
 
 
@@ -112,8 +106,6 @@ def refusal(source: State, destination: State) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.lock_timeout < 0:
-        raise UsageError("--lock-timeout must be 0 or more seconds")
     source = _open(args.source, args.root)
     destination = _open(args.destination, args.root)
     if source.describe() == destination.describe():
