@@ -16,6 +16,10 @@ DEFAULT_IMAP_PORT: dict[str, int] = {"ssl_tls": 993, "starttls": 143, "none": 14
 DEFAULT_SMTP_PORT: dict[str, int] = {"ssl_tls": 465, "starttls": 587, "none": 587}
 DEFAULT_SMTP_TIMEOUT = 40
 
+# Attributes (in the state's form) that hold secret references: shown as (sensitive), diffed
+# as a whole, read only to deliver them.
+SENSITIVE_PATHS: tuple[tuple[str, ...], ...] = (("password",), ("auth", "client_secret"))
+
 
 @dataclass(frozen=True)
 class Source:

@@ -11,15 +11,12 @@ from typing import Any, Literal
 
 from mailgitops import __version__
 from mailgitops.errors import MailgitopsError
-from mailgitops.model import Config, Source
+from mailgitops.model import SENSITIVE_PATHS, Config, Source
 from mailgitops.state.base import State
 
 Action = Literal["create", "update", "delete", "adopt"]
 Kind = Literal["provider", "mailbox"]
 PLAN_FORMAT_VERSION = 1
-
-# Attributes that hold secret references: shown as (sensitive), diffed as a whole.
-SENSITIVE_PATHS: tuple[tuple[str, ...], ...] = (("password",), ("auth", "client_secret"))
 
 
 @dataclass(frozen=True)

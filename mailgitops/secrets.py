@@ -11,10 +11,13 @@ import fnmatch
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailgitops.errors import SecretError
-from mailgitops.plan import SENSITIVE_PATHS, Change, Plan
+from mailgitops.model import SENSITIVE_PATHS
+
+if TYPE_CHECKING:  # validate needs only the policy: no plan machinery at import
+    from mailgitops.plan import Change, Plan
 
 MAX_SECRET_BYTES = 64 * 1024
 
