@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from mailgitops import __version__
@@ -124,7 +124,6 @@ class Plan:
     refusals: tuple[Refusal, ...] = ()
     warnings: tuple[str, ...] = ()
     unreadable_secrets: tuple[str, ...] = ()  # references whose value is not readable here
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:

@@ -87,7 +87,7 @@ def _stale_reason(plan: Plan, current: State) -> str | None:
     return "the state's content changed since the plan was made (an edit outside apply?)"
 
 
-def _confirm(plan: Plan) -> bool:
+def _confirm() -> bool:
     output.err("Do you want to apply these changes? Only 'yes' will be accepted.")
     output.err("  Enter a value: ", end="")
     sys.stderr.flush()
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 "apply delivers secrets that cannot be read here; nothing was written:\n"
                 + "\n".join(f"  - {m}" for m in missing)
             )
-        if saved is None and not args.auto_approve and not _confirm(plan):
+        if saved is None and not args.auto_approve and not _confirm():
             output.out("Apply cancelled; nothing was written.")
             return 1
         new = apply_to(plan, current, lineage=str(uuid.uuid4()))
