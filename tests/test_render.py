@@ -217,7 +217,7 @@ def test_text_sections_for_unmanaged_warnings_secrets_and_refusals() -> None:
         '  provider "ui"\n'
     ) in out
     assert "Warning: p.yaml:5:9: port 455: did you mean 465?\n" in out
-    assert "Secrets not readable here (apply will need them): env:OTHER_PW\n" in out
+    assert "Secrets not readable here (apply will need them):\n  - env:OTHER_PW\n" in out
     assert "Refused: provider `ui` is still used\n  - ui@example.com\n" in out
     assert out.index("Unmanaged") < out.index("Warning:") < out.index("Refused:")
     assert out.endswith("\nPlan: 1 to add, 1 to change, 1 to destroy, 2 to adopt.\n")

@@ -224,7 +224,8 @@ def render(plan: Plan, color: bool) -> str:
     for warning in plan.warnings:
         out.append(f"{paint('Warning:', 'yellow', color)} {_free_text(warning, '  ')}")
     if plan.unreadable_secrets:
-        out.append(paint(_free_text(unreadable_line(plan), "  "), "yellow", color))
+        out.append(paint("Secrets not readable here (apply will need them):", "yellow", color))
+        out.extend(f"  - {_free_text(ref, '    ')}" for ref in plan.unreadable_secrets)
     if plan.warnings or plan.unreadable_secrets:
         out.append("")
     for refusal in plan.refusals:
