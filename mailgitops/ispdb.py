@@ -42,7 +42,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import secrets
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from xml.parsers import expat
 
 import yaml
 
+from mailgitops.fsutil import atomic_write
 from mailgitops.model import (
     AuthMethod,
     ImapServer,
@@ -720,35 +720,12 @@ def import_ispdb(paths: Sequence[Path], root: Path, force: bool) -> ImportReport
 
 
 def _write_atomically(target: Path, text: str, overwrite: bool) -> str | None:
-    """Write `text` to a temporary file next to `target`, then move it in place, so that a
-    reader or a crash never sees half a file. Returns a problem, or None."""
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    """Write `text` whole or not at all (fsutil.atomic_write); without `overwrite`, a file that
+    appeared since we looked is kept. Returns a problem, or None."""
     try:
-        # os.open with 0o666 lets the umask decide the mode, as for any file the user writes.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            # A hard link never replaces a file that appeared since we looked.
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                return "it appeared while importing; use --force"
-            except OSError:
-                if os.path.lexists(target):
-                    return "exists, use --force"
-                os.replace(tmp, target)
+        atomic_write(target, text.encode("utf-8"), mode=0o644, overwrite=overwrite)
+    except FileExistsError:
+        return "it appeared while importing; use --force"
     except OSError as exc:
         return exc.strerror or str(exc)
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            pass
     return None

@@ -378,3 +378,22 @@ def test_failed_json_plan_is_still_one_json_document(cli: Cli) -> None:
     assert doc["refusals"][0]["rule"] == "deletion-rule"
     assert doc["refusals"][0]["details"] == ["carl@other.com (mailboxes.d/o.yaml:2)"]
     assert "cannot delete provider `other`" in err
+
+
+def test_import_never_overwrites(cli: Cli) -> None:
+    cli.write_live(
+        providers={"corp-old": {"service_type": "imap"}},
+        mailboxes={"ui@example.com": {"provider": "corp", "owner": "ursula"}},
+    )
+    mine = "# mine\nmailboxes: []\n"
+    tree(
+        cli.root,
+        {"providers.d/corp-old.yaml": "# a file of mine\n", "mailboxes.d/imported.yaml": mine},
+    )
+    code, out, err = cli("import")
+    assert code == 0
+    assert "providers.d/corp-old.yaml exists but defines no provider `corp-old`" in err
+    assert (cli.root / "providers.d/corp-old.yaml").read_text() == "# a file of mine\n"
+    assert (cli.root / "mailboxes.d/imported.yaml").read_text() == mine
+    assert "wrote mailboxes.d/imported-2.yaml" in out
+    assert "ui@example.com" in (cli.root / "mailboxes.d/imported-2.yaml").read_text()

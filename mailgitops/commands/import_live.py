@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mailgitops import output
 from mailgitops.commands.common import add_root_argument, add_state_argument
+from mailgitops.errors import MailgitopsError
 from mailgitops.fsutil import atomic_write
 from mailgitops.load import MAILBOXES_DIR, PROVIDERS_DIR
 from mailgitops.pipeline import load_project
@@ -65,6 +67,17 @@ def _mailbox_yaml(address: str, entry: dict[str, Any], providers: dict[str, Any]
     return out
 
 
+def _write_new(target: Path, text: str) -> bool:
+    """Write a new file whole; False when `target` exists (it is never overwritten)."""
+    try:
+        atomic_write(target, text.encode(), mode=0o644, overwrite=False)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise MailgitopsError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     project = load_project(args.root)
     root = project.root
@@ -72,36 +85,37 @@ def run(args: argparse.Namespace) -> int:
     in_config_providers = {e.name for e in project.checked.providers if e.name}
     in_config_mailboxes = {m.address for m in project.checked.mailboxes if m.address}
     written: list[str] = []
-    (root / PROVIDERS_DIR).mkdir(exist_ok=True)
-    (root / MAILBOXES_DIR).mkdir(exist_ok=True)
+    try:
+        (root / PROVIDERS_DIR).mkdir(exist_ok=True)
+        (root / MAILBOXES_DIR).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise MailgitopsError(f"cannot create the config folders: {exc.strerror or exc}") from None
     for name, entry in sorted(state.providers.items()):
         if name in in_config_providers:
             continue
         target = root / PROVIDERS_DIR / f"{name}.yaml"
-        if target.exists():
-            output.warn(f"{target} exists but defines no provider `{name}`; not overwritten")
-            continue
         body = {"name": name, **{k: v for k, v in entry.items() if k != "managed"}}
         origin = "managed" if entry.get("managed") else "made outside mailgitops"
-        header = f"# Imported from the live state ({origin}).\n"
-        atomic_write(target, (header + _dump(body)).encode(), mode=0o644)
-        written.append(str(target.relative_to(root)))
+        if _write_new(target, f"# Imported from the live state ({origin}).\n" + _dump(body)):
+            written.append(str(target.relative_to(root)))
+        else:
+            output.warn(f"{target} exists but defines no provider `{name}`; not overwritten")
     boxes = [
         _mailbox_yaml(address, entry, state.providers)
         for address, entry in sorted(state.mailboxes.items())
         if address.lower() not in in_config_mailboxes
     ]
     if boxes:
-        target = root / MAILBOXES_DIR / "imported.yaml"
-        n = 1
-        while target.exists():
-            n += 1
-            target = root / MAILBOXES_DIR / f"imported-{n}.yaml"
         header = (
             "# Imported from the live state. Secrets are references: set every\n"
             "# *_PASSWORD variable named below where `apply` runs, or change the reference.\n"
         )
-        atomic_write(target, (header + _dump({"mailboxes": boxes})).encode(), mode=0o644)
+        text = header + _dump({"mailboxes": boxes})
+        n = 1
+        target = root / MAILBOXES_DIR / "imported.yaml"
+        while not _write_new(target, text):  # the first free name: nothing is overwritten
+            n += 1
+            target = root / MAILBOXES_DIR / f"imported-{n}.yaml"
         written.append(str(target.relative_to(root)))
     for path in written:
         output.out(f"wrote {path}")
