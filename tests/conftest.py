@@ -33,6 +33,17 @@ def _clean_environment(
     yield
 
 
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
 def python_env() -> dict[str, str]:
     """Environment for child processes that run mailgitops from this checkout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGITOPS_")}
