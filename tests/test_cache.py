@@ -37,13 +37,20 @@ def test_validate_same_with_and_without_cache(
     assert runs[0] == runs[1] == runs[2]
 
 
-def test_plan_same_with_and_without_cache(
+@pytest.fixture
+def applied(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Cli:
+    """The standard config, applied once."""
     monkeypatch.setenv("ALICE_PW", "a")
     monkeypatch.setenv("BOB_PW", "b")
     cli = Cli(standard(tmp_path), capsys)
     assert cli("apply", "--auto-approve")[0] == 0
+    return cli
+
+
+def test_plan_same_with_and_without_cache(applied: Cli, tmp_path: Path) -> None:
+    cli = applied
     tree(tmp_path, {"providers.d/corp.yaml": CORP + "display_name: Corp\n"})
     for entry in _entries():
         entry.unlink()
@@ -100,13 +107,8 @@ def test_an_unwritable_cache_only_costs_speed(
     assert "OK:" in capsys.readouterr().out
 
 
-def test_state_verdicts_follow_the_bytes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ALICE_PW", "a")
-    monkeypatch.setenv("BOB_PW", "b")
-    cli = Cli(standard(tmp_path), capsys)
-    assert cli("apply", "--auto-approve")[0] == 0
+def test_state_verdicts_follow_the_bytes(applied: Cli) -> None:
+    cli = applied
     assert cli("plan")[0] == 0  # remembers that these state bytes are valid
     live = cli.live()
     live["mailboxes"]["alice@example.com"]["password"] = "now-a-literal"
