@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus" / "ispdb"
+CORPUS = REPO / "tests" / "data" / "ispdb"
 
 
 @pytest.fixture(autouse=True)

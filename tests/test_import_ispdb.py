@@ -1,5 +1,5 @@
 """`mailgitops import-ispdb` end to end through the CLI, on the real ISPDB corpus
-(../shared/corpus/ispdb, never copied into the project) and on hostile copies of it."""
+(copied into tests/data/ispdb with its MPL-2.0 licence) and on hostile copies of it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import yaml
 
 from mailgitops.cli import main
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "ispdb"
+CORPUS = Path(__file__).resolve().parent / "data" / "ispdb"
 
 SECURITY = {"SSL": "ssl_tls", "STARTTLS": "starttls", "plain": "none"}
 PREFERENCE = ["ssl_tls", "starttls", "none"]
