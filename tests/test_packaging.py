@@ -106,8 +106,8 @@ def test_every_lower_bound_is_the_one_ci_tests() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
     pinned: dict[str, str] = {}
-    for line in (REPO / ".ci" / "constraints-oldest.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in (REPO / ".ci" / "constraints-oldest.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line:
             name, version = line.split("==")
             pinned[name.strip().lower()] = version.strip()
