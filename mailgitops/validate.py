@@ -15,7 +15,16 @@ from urllib.parse import urlsplit
 from mailgitops import schemacheck, secrets
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Collector
-from mailgitops.load import Document, Tree, load_tree, locate, note, remember
+from mailgitops.load import (
+    SETTINGS_FILE,
+    Document,
+    Tree,
+    load_tree,
+    locate,
+    note,
+    read,
+    remember,
+)
 
 STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
     "imap": {"ssl_tls": frozenset({993}), "starttls": frozenset({143}), "none": frozenset({143})},
@@ -136,6 +145,15 @@ def check_config(root: Path, cache: Cache | None = None) -> CheckedConfig:
     checked = check_tree(tree)
     for doc in (*tree.providers, *tree.mailboxes):
         remember(doc, cache)
+    return checked
+
+
+def check_settings(root: Path) -> CheckedConfig:
+    """mailgitops.yaml alone, read from the file (never the cache) and checked: what the rules
+    of a plan read when the rest of the config came from the cache."""
+    checked = CheckedConfig(root, Collector())
+    if (root / SETTINGS_FILE).is_file():
+        _check_settings(read(root, SETTINGS_FILE), checked)
     return checked
 
 
