@@ -93,15 +93,24 @@ def _rederived_mismatch(saved: Plan, plan: Plan) -> str | None:
     """How the file's changes differ from the ones derived again, or None when they agree."""
     written = [c.to_json() for c in saved.changes]
     derived = [c.to_json() for c in plan.changes]
+
+    def name(change: dict[str, Any]) -> str:
+        return f"`{change.get('action')} {change.get('kind')} {change.get('id')}`"
+
     for index, (w, d) in enumerate(zip(written, derived, strict=False)):
         if w != d:
             return (
-                f"change {index + 1} is `{w.get('action')} {w.get('kind')} {w.get('id')}` in "
-                f"the file, `{d['action']} {d['kind']} {d['id']}` here (or differs in detail)"
+                f"change {index + 1} is {name(w)} in the file, {name(d)} here (or differs in "
+                "detail)"
             )
-    if len(written) != len(derived) or saved.summary() != plan.summary():
-        return f"the file lists {len(written)} change(s), the desired entries give {len(derived)}"
-    return None
+    if len(written) != len(derived):
+        longer = written if len(written) > len(derived) else derived
+        extra = name(longer[min(len(written), len(derived))])
+        return (
+            f"the file lists {len(written)} change(s), the desired entries give "
+            f"{len(derived)} (first difference: {extra})"
+        )
+    return None  # the summary is counted from the changes, never read from the file
 
 
 def _stale_reason(plan: Plan, current: State) -> str | None:
