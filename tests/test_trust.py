@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 from helpers import CORP, OTHER, TEAM, Cli, standard, tree
+from hypothesis import event, given
+from hypothesis import strategies as st
+from test_properties import APPLY, ConfigSpec, budget, config_specs, project
 
 ACCESS = "access:\n  administrators: [root]\n  mailbox_managers: [mia]\n"
 ON_OTHER = (
@@ -475,3 +478,93 @@ def test_identifiers_in_the_state_are_matched_whole(cli: Cli) -> None:
             assert code == 1, argv
             assert "schemas/state.schema.json" in err or "invisible" in err
         assert cli.state.read_bytes() == before
+
+
+# -- the property ----------------------------------------------------------------------------------
+
+_FIELDS = ("action", "kind", "id", "live_key", "before", "after", "diff")
+_VALUES = st.one_of(
+    st.sampled_from(["create", "update", "delete", "adopt", "provider", "mailbox", None, {}, []]),
+    st.sampled_from(["corp", "legacy", "gone-a", "ui-made", "alice@example.com"]),
+    st.builds(
+        lambda owner: {"owner": owner, "provider": "corp"}, st.sampled_from(["mallory", "bob"])
+    ),
+)
+
+
+@st.composite
+def _tamperings(draw: st.DrawFn) -> list[tuple[str, Any, Any, Any]]:
+    """Edits an attacker could make to a plan document: (what, index, field, value)."""
+    kinds = st.sampled_from(
+        [
+            "change-field",
+            "drop-change",
+            "copy-change",
+            "desired-edit",
+            "desired-drop",
+            "serial",
+            "location",
+            "refusals",
+        ]
+    )
+    return draw(
+        st.lists(
+            st.tuples(kinds, st.integers(0, 30), st.sampled_from(_FIELDS), _VALUES), max_size=3
+        )
+    )
+
+
+def _tamper(doc: Doc, edits: list[tuple[str, Any, Any, Any]]) -> None:
+    changes = doc["changes"]
+    boxes = doc["desired"]["mailboxes"]
+    for what, index, field, value in edits:
+        if what == "change-field" and changes:
+            changes[index % len(changes)][field] = value
+        elif what == "drop-change" and changes:
+            del changes[index % len(changes)]
+        elif what == "copy-change" and changes:
+            changes.append({**changes[index % len(changes)], field: value})
+        elif what == "desired-edit" and boxes:
+            key = sorted(boxes)[index % len(boxes)]
+            boxes[key] = {**boxes[key], **(value if isinstance(value, dict) else {})}
+        elif what == "desired-drop" and boxes:
+            del boxes[sorted(boxes)[index % len(boxes)]]
+        elif what == "serial":
+            doc["state"]["serial"] += index
+        elif what == "location":
+            doc["state"]["location"]["where"] = f"state/other-{index}.json"
+        elif what == "refusals":
+            doc["refusals"] = []
+
+
+@budget(40)
+@given(spec=config_specs(), data=st.data(), edits=_tamperings())
+def test_any_plan_file_changes_live_only_as_config_and_live_justify(
+    spec: ConfigSpec, data: st.DataObject, edits: list[tuple[str, Any, Any, Any]]
+) -> None:
+    with project(spec, data) as p:
+        planfile = p.root / "saved.plan.json"
+        p.run("plan", "--out", str(planfile))
+        doc = json.loads(planfile.read_bytes())
+        _tamper(doc, edits)
+        doc["checksum"] = _checksum(doc)
+        planfile.write_text(json.dumps(doc))
+        code, _out, err = p.run("apply", str(planfile), *APPLY)
+        if code != 0:
+            event("refused")
+            p.assert_untouched()
+            return
+        event("applied" if edits else "applied, untampered")
+        got = p.live()
+        # What the config on disk and the live state justify: apply without a plan file.
+        if p.before is None:
+            p.state.unlink(missing_ok=True)
+        else:
+            p.state.write_bytes(p.before)
+        code, _out, err = p.run("apply", "--auto-approve", *APPLY)
+        assert code == 0, err
+        reference = p.live()
+        assert (got["providers"], got["mailboxes"]) == (
+            reference["providers"],
+            reference["mailboxes"],
+        )
