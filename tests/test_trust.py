@@ -17,6 +17,7 @@ import pytest
 from helpers import CORP, OTHER, TEAM, Cli, standard, tree
 from hypothesis import event, given
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from test_properties import APPLY, ConfigSpec, budget, config_specs, project
 
 ACCESS = "access:\n  administrators: [root]\n  mailbox_managers: [mia]\n"
@@ -298,6 +299,8 @@ def test_signed_plans(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     signed = tmp_path / "signed.json"
     doc = _save(cli, signed)
     assert doc["signature"].startswith("hmac-sha256:")
+    schema = json.loads((Path(__file__).parents[1] / "schemas/plan.schema.json").read_text())
+    Draft202012Validator(schema).validate(doc)  # the saved form is documented
     _refused(cli, unsigned, "not signed", "MAILGITOPS_PLAN_KEY")
     forged = tmp_path / "forged.json"
     _forge(forged, doc, lambda d: None)  # re-signed checksum, signature dropped
