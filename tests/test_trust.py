@@ -571,3 +571,53 @@ def test_any_plan_file_changes_live_only_as_config_and_live_justify(
             reference["providers"],
             reference["mailboxes"],
         )
+
+
+def test_both_schema_validators_match_patterns_whole() -> None:
+    """jsonschema (Python's re: `$` matches before a final newline) and fastjsonschema agree."""
+    from mailgitops import schema
+
+    for name, doc in (
+        ("mailboxes", {"mailboxes": [{"address": "a@example.com\n", "owner": "a"}]}),
+        ("provider", {"name": "corp\n", "imap": {"host": "h"}, "smtp": {"host": "h"}}),
+        (
+            "state",
+            {
+                "format_version": 1,
+                "lineage": "l",
+                "serial": 1,
+                "providers": {},
+                "mailboxes": {"a@example.com\n": {"provider": "p", "owner": "a"}},
+            },
+        ),
+    ):
+        assert not schema.is_valid(name, doc), name
+        assert list(schema.validator(name).iter_errors(doc)), name
+        fixed = json.loads(json.dumps(doc).replace("\\n", ""))
+        assert schema.is_valid(name, fixed) and not list(schema.validator(name).iter_errors(fixed))
+
+
+def test_the_readme_workflow_in_another_checkout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's CI flow: plan in the pull request's checkout, apply the artifact in another
+    checkout of the merged config, with the state named by mailgitops.yaml."""
+    import shutil
+
+    from mailgitops.cli import main
+
+    monkeypatch.setenv("ALICE_PW", "a")
+    monkeypatch.setenv("BOB_PW", "b")
+    settings = ACCESS + "state:\n  backend: file\n  path: ../shared/live.json\n"
+    pr = standard(tmp_path / "pr", **{"mailgitops.yaml": settings})
+    monkeypatch.chdir(pr)
+    assert main(["plan", "--format", "markdown", "--out", "plan.json", "--actor", "root"]) == 0
+    out, err = capsys.readouterr()
+    assert "Plan: 3 to add" in out and "`mailgitops apply plan.json`" in err
+    merged = tmp_path / "main"
+    shutil.copytree(pr, merged)
+    monkeypatch.chdir(merged)
+    code = main(["apply", "plan.json", "--actor", "root", "--lock-timeout", "300"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Apply complete" in out, err
+    assert (tmp_path / "shared/live.json").exists()
