@@ -190,6 +190,15 @@ def state_location(project: Project, state_arg: str | None, backend: StateBacken
         root = Path(os.path.abspath(project.root))
         where = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         return Location("file", where, chosen_by)
+    setting = project.settings.get("state")
+    dsn = setting.get("dsn") if chosen_by == SETTINGS_FILE and isinstance(setting, dict) else None
+    if isinstance(dsn, dict):
+        # A DSN kept behind a reference is recorded as the reference: its value may name a
+        # host one does not put in Git, let alone in a plan artifact.
+        workspace = getattr(backend, "workspace", None)
+        return Location(
+            "postgres", f"dsn {secrets.describe(dsn)} (workspace {workspace})", chosen_by
+        )
     return Location("postgres", backend.describe(), chosen_by)
 
 
