@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgitops import rules
-from mailgitops.plan import Change, Desired, Plan, StateRef, compute
+from mailgitops.plan import Change, Desired, Plan, Refusal, StateRef, compute
 from mailgitops.state.base import State
 
 CORP: dict[str, Any] = {"service_type": "imap", "domains": ["example.com"]}
@@ -41,8 +41,6 @@ def test_refusals_written_into_a_plan_are_not_kept(tmp_path: Path) -> None:
     live = _live()
     plan = compute(Desired({"corp": (CORP, None)}, {}), live)
     assert plan.changes, "deletes of the managed mailboxes"
-    from mailgitops.plan import Refusal
-
     forged = Plan(plan.changes, plan.unmanaged, plan.state, refusals=(Refusal("x", "y"),))
     assert [r.rule for r in rules.evaluate(forged, live, {}, None, tmp_path).refusals] == []
 
