@@ -621,3 +621,19 @@ def test_the_readme_workflow_in_another_checkout(
     out, err = capsys.readouterr()
     assert code == 0 and "Apply complete" in out, err
     assert (tmp_path / "shared/live.json").exists()
+
+
+def test_a_plan_file_is_not_applied_outside_a_config_root(cli: Cli, tmp_path: Path) -> None:
+    """An empty directory would be an empty config: every managed entry a delete."""
+    from mailgitops.cli import main
+
+    _corp_display_name(cli)
+    path = tmp_path / "p.json"
+    _save(cli, path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    before = cli.state.read_bytes()
+    code = main(["apply", "-C", str(empty), "--state", str(cli.state), str(path)])
+    err = cli.capsys.readouterr().err
+    assert code == 1 and "is not a config root" in err
+    assert cli.state.read_bytes() == before

@@ -28,6 +28,7 @@ from mailgitops.errors import (
     StalePlanError,
     UsageError,
 )
+from mailgitops.load import MAILBOXES_DIR, PROVIDERS_DIR, SETTINGS_FILE
 from mailgitops.pipeline import (
     Project,
     backend_for_plan,
@@ -38,6 +39,10 @@ from mailgitops.pipeline import (
 from mailgitops.plan import Desired, Plan, StateRef, apply_to, compute
 from mailgitops.rules import access
 from mailgitops.state.base import State
+
+# What makes a directory a config root (SPEC §8). A plan file is only applied against the
+# config it must equal: an empty directory would make every entry of live a delete.
+CONFIG_MARKERS = (PROVIDERS_DIR, MAILBOXES_DIR, SETTINGS_FILE)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -146,6 +151,11 @@ def run(args: argparse.Namespace) -> int:
     # Never the cache: apply decides from the files themselves (SPEC §9).
     project = load_project(args.root, use_cache=False)
     if saved is not None:
+        if not any((project.root / name).exists() for name in CONFIG_MARKERS):
+            raise UsageError(
+                f"{project.root} is not a config root (no {', '.join(CONFIG_MARKERS)}): apply "
+                f"{args.planfile} where the config it was made from is, or name it with -C DIR"
+            )
         desired, warnings = project.desired()
         backend = backend_for_plan(project, args.state, saved)
     else:
