@@ -20,6 +20,43 @@ DEFAULT_SMTP_TIMEOUT = 40
 # as a whole, read only to deliver them.
 SENSITIVE_PATHS: tuple[tuple[str, ...], ...] = (("password",), ("auth", "client_secret"))
 
+# `password: {keep: live}`: leave the password as it is in live (docs/secrets.md). A live
+# entry never holds it: the plan puts live's value (or nothing) in its place.
+KEEP_LIVE: dict[str, str] = {"keep": "live"}
+
+# The attributes of each kind that the config format knows (the state's top-level keys
+# besides `managed`); any other attribute of a live entry belongs to the CRM and is kept.
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "provider": frozenset(
+        {
+            "service_type",
+            "display_name",
+            "domains",
+            "imap",
+            "smtp",
+            "exchange",
+            "allow_receiving",
+            "allow_sending",
+            "login_format",
+            "auth",
+        }
+    ),
+    "mailbox": frozenset(
+        {
+            "provider",
+            "owner",
+            "login",
+            "password",
+            "sender_name",
+            "send_emails",
+            "default",
+            "signature",
+            "sync",
+            "shared_with",
+        }
+    ),
+}
+
 
 @dataclass(frozen=True)
 class Source:
@@ -38,7 +75,7 @@ class SecretRef(NamedTuple):
     when the value behind the reference is rotated, so a plan can say the secret changed
     without ever reading or storing it (docs/secrets.md)."""
 
-    kind: Literal["env", "file"]
+    kind: Literal["env", "file", "keep"]  # keep: `{keep: live}`, no reference at all
     name: str
     version: str | None = None
 

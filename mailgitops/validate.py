@@ -12,10 +12,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mailgitops import schemacheck, secrets
+from mailgitops import identifiers, schemacheck, secrets
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Collector
-from mailgitops.load import Document, Tree, load_tree, locate, note, remember
+from mailgitops.load import (
+    SETTINGS_FILE,
+    Document,
+    Tree,
+    load_tree,
+    locate,
+    note,
+    read,
+    remember,
+)
 
 STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
     "imap": {"ssl_tls": frozenset({993}), "starttls": frozenset({143}), "none": frozenset({143})},
@@ -139,6 +148,15 @@ def check_config(root: Path, cache: Cache | None = None) -> CheckedConfig:
     return checked
 
 
+def check_settings(root: Path) -> CheckedConfig:
+    """mailgitops.yaml alone, read from the file (never the cache) and checked: what the rules
+    of a plan read when the rest of the config came from the cache."""
+    checked = CheckedConfig(root, Collector())
+    if (root / SETTINGS_FILE).is_file():
+        _check_settings(read(root, SETTINGS_FILE), checked)
+    return checked
+
+
 def check_tree(tree: Tree) -> CheckedConfig:
     found = Collector()
     found.extend(tree.notices)
@@ -172,7 +190,47 @@ def check_tree(tree: Tree) -> CheckedConfig:
     _check_providers(checked)
     _check_mailboxes(checked)
     _check_secret_policy(checked)
+    _check_identifiers(checked)
     return checked
+
+
+_PROVIDER_IDENTIFIERS = (
+    ("name",),
+    ("imap", "host"),
+    ("smtp", "host"),
+    ("exchange", "host"),
+)
+
+
+def _check_identifiers(checked: CheckedConfig) -> None:
+    """No identifier holds a character a reader cannot see (identifiers.py). The schema's
+    patterns refuse most of them already where they are strict (names, hosts); owners, users
+    and the local part of an address have no pattern that could."""
+    found = checked.findings
+
+    def check(path: str, place: tuple[int, int], what: str, value: Any) -> None:
+        message = identifiers.problem(what, value) if isinstance(value, str) else None
+        if message is not None:
+            found.add(path, place[0], place[1], message, "invisible-character")
+
+    for entry in checked.providers:
+        for keys in _PROVIDER_IDENTIFIERS:
+            check(entry.doc.path, entry.place(*keys), f"`{'.'.join(keys)}`", entry.get(*keys))
+        domains = entry.get("domains", default=[])
+        for index, domain in enumerate(domains if isinstance(domains, list) else []):
+            check(entry.doc.path, entry.place("domains", index), "a domain", domain)
+    for mb in checked.mailboxes:
+        for key in ("address", "owner", "provider"):
+            check(mb.doc.path, mb.place(key), f"`{key}`", mb.merged.get(key))
+        shares = mb.merged.get("shared_with")
+        for index, share in enumerate(shares if isinstance(shares, list) else []):
+            if isinstance(share, dict):
+                check(
+                    mb.doc.path,
+                    mb.place("shared_with", index, "user"),
+                    "`shared_with.user`",
+                    share.get("user"),
+                )
 
 
 def _check_settings(doc: Document, checked: CheckedConfig) -> None:
@@ -230,6 +288,9 @@ def _check_access(doc: Document, found: Collector) -> None:
                 continue  # the schema reports it
             key = user.strip().casefold()  # users compare as access.py compares them
             line, col = locate(doc.data, ["access", role, index])
+            hidden = identifiers.problem(f"a user in `{role}`", user)
+            if hidden is not None:
+                found.add(doc.path, line, col, hidden, "invisible-character")
             if key in seen:
                 first = locate(doc.data, ["access", role, seen[key]])
                 found.add(
