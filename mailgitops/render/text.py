@@ -52,6 +52,10 @@ class AttrLine:
 
 
 def escape_invisible(text: str) -> str:
+    if text.isprintable():
+        # No Cc, Cf, Zl or Zp character (isprintable is False for each): nothing to escape.
+        # The usual text, checked in C rather than one character at a time.
+        return text
     out = []
     for ch in text:
         if unicodedata.category(ch) not in _INVISIBLE:
