@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from mailgitops import normalize, output, rules, secrets
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.errors import ConfigError, PlanStateMismatch, UsageError
+from mailgitops.errors import ConfigError, MailgitopsError, PlanStateMismatch, UsageError
 from mailgitops.load import SETTINGS_FILE, check_root, config_files, read
 from mailgitops.model import Config
 from mailgitops.plan import Desired, Plan, compute
@@ -35,6 +36,7 @@ class Project:
     _checked: CheckedConfig | None = None
     _settings: dict[str, Any] | None = None
     cached_clean: bool = False  # the whole config came from the cache: it had no errors
+    _desired: tuple[Desired, tuple[str, ...]] | None = None  # once built, the entries are freed
 
     @property
     def checked(self) -> CheckedConfig:
@@ -65,9 +67,14 @@ class Project:
             backend.verdicts = self.cache
         return backend
 
-    def desired(self, state: State | None = None) -> tuple[Desired, tuple[str, ...]]:
+    def desired(
+        self, state: State | Callable[[], State] | None = None
+    ) -> tuple[Desired, tuple[str, ...]]:
         """The config as the plan compares it, and its warnings. Raises ConfigError (after
-        reporting the findings) when the config has errors."""
+        reporting the findings) when the config has errors; `state` (or the function that
+        reads it) is read then only, for the refusals of removed providers."""
+        if self._desired is not None:
+            return self._desired
         key = self._config_key()
         if key is not None and self.cache is not None:
             hit = self.cache.get(key)
@@ -79,9 +86,19 @@ class Project:
                 except (KeyError, TypeError, ValueError):
                     pass  # a mangled entry: computed again and rewritten below
                 else:
-                    return desired, warnings
-        desired = Desired.of(require_config(self, state))
+                    self._desired = desired, warnings
+                    return self._desired
+        config = require_config(self, state)
+        if self._checked is not None:
+            # The parsed files are no longer needed (findings and settings are kept): freed
+            # before the desired entries are built and the state is read, they are not all in
+            # memory at once (a million mailboxes, docs/performance.md).
+            self._checked.providers.clear()
+            self._checked.mailboxes.clear()
+        desired = Desired.of(config)
+        del config
         warnings = tuple(str(d) for d in self.checked.findings.sorted() if d.severity == "warning")
+        self._desired = desired, warnings
         if key is not None and self.cache is not None:
             self.cache.put(
                 key,
@@ -121,11 +138,16 @@ def report_findings(diags: list[Diagnostic]) -> None:
         output.err(f"{d.file}:{d.line}:{d.col}: {sev}: {d.message} [{d.rule}]")
 
 
-def require_config(project: Project, state: State | None = None) -> Config:
+def require_config(project: Project, state: State | Callable[[], State] | None = None) -> Config:
     checked = project.checked
     if not checked.ok:
         diags = checked.findings.sorted()
         report_findings(diags)
+        if callable(state):
+            try:
+                state = state()
+            except MailgitopsError:
+                state = None  # the config's errors come first
         refusals = removed_provider_refusals(checked, state) if state is not None else []
         for refusal in refusals:
             output.error(str(refusal))
@@ -171,6 +193,16 @@ def planned(project: Project, state: State, actor: str | None = None) -> tuple[P
     """The evaluated plan and the desired entries it was made from (for a plan file)."""
     desired, warnings = project.desired(state)
     return evaluate(project, compute(desired, state), state, actor, warnings), desired
+
+
+def planned_from(
+    project: Project, backend: StateBackend, actor: str | None = None
+) -> tuple[Plan, Desired, State]:
+    """`planned` for a state not read yet: the config is read first, so that its parsed files
+    are freed before the state is read (a command that only reads the state: `plan`)."""
+    desired, warnings = project.desired(backend.read)
+    state = backend.read()
+    return evaluate(project, compute(desired, state), state, actor, warnings), desired, state
 
 
 def state_location(project: Project, state_arg: str | None, backend: StateBackend) -> Location:
