@@ -90,7 +90,7 @@ def _memoized(check: Callable[..., Any]) -> Callable[..., Any]:
     def memoized(data: Any, custom_formats: Any = None, name_prefix: Any = None) -> Any:
         # The key keeps each value's type: True == 1, but only one of them is an integer.
         key = (
-            (name_prefix, *((k, type(v), v) for k, v in data.items()))
+            tuple((k, type(v), v) for k, v in data.items())
             if type(data) is dict and all(type(v) in _SCALARS for v in data.values())
             else None
         )

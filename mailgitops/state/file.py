@@ -349,11 +349,13 @@ class FileBackend:
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKeyError(f"the key {json.dumps(key)} appears twice in one object")
-        result[key] = value
+    result = dict(pairs)  # in C; a key seen twice leaves the dict shorter than the pairs
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(f"the key {json.dumps(key)} appears twice in one object")
+            seen.add(key)
     return result
 
 
