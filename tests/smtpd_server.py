@@ -33,7 +33,7 @@ def authenticator(user: str, password: str) -> Any:
             and data.login.decode() == user
             and data.password.decode() == password
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # False: aiosmtpd sends the 535
 
     return check
 
