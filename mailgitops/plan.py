@@ -124,6 +124,22 @@ class Plan:
     refusals: tuple[Refusal, ...] = ()
     warnings: tuple[str, ...] = ()
     unreadable_secrets: tuple[str, ...] = ()  # references whose value is not readable here
+    # `plan --check`: the connection checks of the providers this plan creates or changes,
+    # in the JSON form of mailgitops.connect (None: not checked).
+    checks: tuple[dict[str, Any], ...] | None = None
+
+    def failed_checks(self) -> list[str]:
+        """`provider server step: message` for every failed connection check."""
+        out = []
+        for result in self.checks or ():
+            for check in result.get("checks", ()):
+                if check.get("status") == "fail":
+                    who = f" {check['mailbox']}" if check.get("mailbox") else ""
+                    out.append(
+                        f"{result.get('name')}: {check.get('server')} {check.get('target')} "
+                        f"{check.get('step')}{who}: {check.get('message')}"
+                    )
+        return out
 
     @property
     def has_changes(self) -> bool:
@@ -166,6 +182,11 @@ class Plan:
             "warnings": list(self.warnings),
             "secrets": {"unreadable": list(self.unreadable_secrets)},
         }
+        if self.checks is not None:
+            body["checks"] = {
+                "failed": len(self.failed_checks()),
+                "providers": list(self.checks),
+            }
         body["checksum"] = _body_checksum(body)
         return body
 
@@ -196,6 +217,7 @@ class Plan:
                 ),
                 warnings=tuple(data.get("warnings", ())),
                 unreadable_secrets=tuple(data.get("secrets", {}).get("unreadable", ())),
+                checks=tuple(data["checks"]["providers"]) if "checks" in data else None,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise MailgitopsError(f"{origin}: not a mailgitops plan file ({exc})") from None

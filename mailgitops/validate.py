@@ -370,7 +370,10 @@ def _check_port(entry: ProviderEntry, server: str, found: Collector) -> None:
 def _check_cleartext(entry: ProviderEntry, server: str, found: Collector) -> None:
     """Basic auth over `security: none` sends every mailbox's password readable on the wire
     (the ISPDB lists such providers): allowed, but said."""
-    if entry.get(server, "security") != "none" or entry.get("auth", "method", default="basic") != "basic":
+    if (
+        entry.get(server, "security") != "none"
+        or entry.get("auth", "method", default="basic") != "basic"
+    ):
         return
     host = entry.get(server, "host")
     named = f"`{host}`" if isinstance(host, str) else "the server"

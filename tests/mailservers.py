@@ -59,7 +59,9 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _write(directory: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> Pem:
+def _write(
+    directory: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> Pem:
     cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
@@ -88,9 +90,15 @@ def make_certs(directory: Path) -> Certs:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -101,8 +109,12 @@ def make_certs(directory: Path) -> Certs:
     ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
     def leaf(
-        name: str, cn: str, sans: list[x509.GeneralName], start: datetime.datetime,
-        end: datetime.datetime, self_signed: bool = False,
+        name: str,
+        cn: str,
+        sans: list[x509.GeneralName],
+        start: datetime.datetime,
+        end: datetime.datetime,
+        self_signed: bool = False,
     ) -> Pem:
         key = _key()
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -115,9 +127,7 @@ def make_certs(directory: Path) -> Certs:
             .not_valid_before(start)
             .not_valid_after(end)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(
-                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False
-            )
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)
         )
         if not self_signed:
             builder = builder.add_extension(
@@ -133,8 +143,11 @@ def make_certs(directory: Path) -> Certs:
         ca=str(ca_path),
         good=leaf("good", "localhost", local, now - day, now + 300 * day),
         wrong_host=leaf(
-            "wrong-host", "mail.other.invalid", [x509.DNSName("mail.other.invalid")],
-            now - day, now + 300 * day,
+            "wrong-host",
+            "mail.other.invalid",
+            [x509.DNSName("mail.other.invalid")],
+            now - day,
+            now + 300 * day,
         ),
         expired=leaf("expired", "localhost", local, now - 60 * day, now - 2 * day),
         expiring=leaf("expiring", "localhost", local, now - day, now + 10 * day),
@@ -167,7 +180,9 @@ class Servers:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _wait_for_ports(ports: list[int], proc: subprocess.Popen[bytes], what: str, log: Path | None) -> None:
+def _wait_for_ports(
+    ports: list[int], proc: subprocess.Popen[bytes], what: str, log: Path | None
+) -> None:
     deadline = time.monotonic() + 20
     pending = list(ports)
     while pending:

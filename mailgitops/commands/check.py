@@ -10,9 +10,9 @@ from mailgitops import output
 from mailgitops.commands.common import add_check_arguments, add_root_argument
 from mailgitops.connect import jobs as joblist
 from mailgitops.connect import report
-from mailgitops.connect.probe import Options, make_context
+from mailgitops.connect.console import options_from, progress_bar
 from mailgitops.connect.runner import run as run_checks
-from mailgitops.errors import MailgitopsError, UsageError
+from mailgitops.errors import UsageError
 from mailgitops.pipeline import load_project, require_config
 
 
@@ -43,31 +43,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--format", choices=("text", "json", "github"), default="text")
     add_check_arguments(parser)
     parser.set_defaults(func=run)
-
-
-def options_from(args: argparse.Namespace) -> Options:
-    try:
-        context = make_context(args.ca_file)
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise MailgitopsError(f"cannot load --ca-file {args.ca_file}: {reason}") from None
-    return Options(timeout=args.timeout, context=context)
-
-
-def progress_bar() -> Any:
-    """A progress bar on stderr when it is a terminal; None otherwise."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // total
-        output.err(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} providers", end="")
-        if done == total:
-            output.err("\r" + " " * (width + 30) + "\r", end="")
-        sys.stderr.flush()
-
-    return show
 
 
 def run(args: argparse.Namespace) -> int:

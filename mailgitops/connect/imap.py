@@ -3,6 +3,7 @@ AUTHENTICATE PLAIN or LOGIN, LOGOUT."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import ssl
 
@@ -46,8 +47,10 @@ class Imap:
                 continue
             if line.startswith(tag + b" "):
                 status, _, rest = line[len(tag) + 1 :].partition(b" ")
-                return status.decode("ascii", "replace").upper(), untagged, rest.decode(
-                    "utf-8", "replace"
+                return (
+                    status.decode("ascii", "replace").upper(),
+                    untagged,
+                    rest.decode("utf-8", "replace"),
                 )
             untagged.append(line)
         raise ProbeError(self.wire.step, f"the server sent more than {MAX_REPLY_LINES} lines")
@@ -91,10 +94,8 @@ class Imap:
 
     def logout(self) -> None:
         self.wire.begin("logout")
-        try:
+        with contextlib.suppress(ProbeError):  # the server may close at once after BYE
             self.command("LOGOUT")
-        except ProbeError:
-            pass  # the server may close at once after BYE
 
     def close(self) -> None:
         self.wire.close()

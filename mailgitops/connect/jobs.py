@@ -70,9 +70,7 @@ def build(
     for name in chosen:
         provider = config.providers[name]
         file, lines = places.get(name, ("?", {"": 1}))
-        logins = tuple(
-            _login(m, checked.root) for m in mailboxes if login and m.provider == name
-        )
+        logins = tuple(_login(m, checked.root) for m in mailboxes if login and m.provider == name)
         jobs.append(Job(provider, file, lines, logins))
     return jobs
 

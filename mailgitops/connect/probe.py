@@ -63,9 +63,7 @@ class _Recorder:
         self.target = target
         self.checks: list[Check] = []
 
-    def __call__(
-        self, step: str, status: Status, message: str, mailbox: str | None = None
-    ) -> None:
+    def __call__(self, step: str, status: Status, message: str, mailbox: str | None = None) -> None:
         self.checks.append(Check(self.server, self.target, step, status, message, mailbox))
 
 
@@ -84,9 +82,7 @@ def check_provider(job: Job, options: Options) -> ProviderResult:
         if provider.exchange.autodiscover:
             if provider.domains:
                 host = f"autodiscover.{provider.domains[0]}"
-                checks += _https(
-                    "autodiscover", host, "/autodiscover/autodiscover.xml", options
-                )
+                checks += _https("autodiscover", host, "/autodiscover/autodiscover.xml", options)
             else:
                 checks.append(
                     Check("autodiscover", "-", "dns", "skipped", "the provider lists no domain")
@@ -94,15 +90,26 @@ def check_provider(job: Job, options: Options) -> ProviderResult:
         target = provider.exchange.host or "autodiscover"
         for login in job.logins:
             checks.append(
-                Check("exchange", target, "login", "skipped",
-                      "logins are checked for IMAP and SMTP only", login.address)
+                Check(
+                    "exchange",
+                    target,
+                    "login",
+                    "skipped",
+                    "logins are checked for IMAP and SMTP only",
+                    login.address,
+                )
             )
     if not basic:
         for login in job.logins:
             checks.append(
-                Check("imap", "-", "login", "skipped",
-                      "oauth2: a login needs a token from the user's consent; not checked",
-                      login.address)
+                Check(
+                    "imap",
+                    "-",
+                    "login",
+                    "skipped",
+                    "oauth2: a login needs a token from the user's consent; not checked",
+                    login.address,
+                )
             )
     return ProviderResult(provider.name, job.file, job.lines, tuple(checks))
 
@@ -129,8 +136,11 @@ def _open(
     addresses = resolve(host, port, timeout)
     note("dns", "ok", "resolved to " + ", ".join(a.ip for a in addresses[:4]))
     sock = connect(addresses, timeout)
-    note("tcp", "ok", f"connected to {sock.getpeername()[0]} in "
-         f"{(time.monotonic() - started) * 1000:.0f} ms")
+    note(
+        "tcp",
+        "ok",
+        f"connected to {sock.getpeername()[0]} in {(time.monotonic() - started) * 1000:.0f} ms",
+    )
     wire = Wire(sock, timeout)
     try:
         if server.security == "ssl_tls":
@@ -240,7 +250,10 @@ def _fit(kind: str, method: str, caps: Capabilities) -> tuple[Status, str]:
             "the server offers no AUTH on this connection: it would not accept a login "
             f"(auth {method} needs {' or '.join(wanted)})"
         )
-    return "fail", f"offers {offered}, none of which fits auth {method} (needs {' or '.join(wanted)})"
+    return (
+        "fail",
+        f"offers {offered}, none of which fits auth {method} (needs {' or '.join(wanted)})",
+    )
 
 
 def _mail_server(
@@ -336,7 +349,13 @@ def _https(server: str, host: str, path: str, options: Options) -> list[Check]:
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
         record("http", "fail", f"not an HTTP answer: {clean(status_line)}")
     elif parts[1] in (b"200", b"401", b"403", b"302"):
-        record("http", "ok", f"https://{host}{path} answers {clean(status_line[len(parts[0]) + 1:])}")
+        record(
+            "http", "ok", f"https://{host}{path} answers {clean(status_line[len(parts[0]) + 1 :])}"
+        )
     else:
-        record("http", "warning", f"https://{host}{path} answers {clean(status_line[len(parts[0]) + 1:])}")
+        record(
+            "http",
+            "warning",
+            f"https://{host}{path} answers {clean(status_line[len(parts[0]) + 1 :])}",
+        )
     return record.checks

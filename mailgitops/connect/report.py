@@ -24,8 +24,7 @@ def summary_line(results: list[ProviderResult]) -> str:
     s = summary(results)
     body = (
         f"{s['providers']} provider(s) checked: {s['ok']} ok, {s['warning']} warning(s), "
-        f"{s['fail']} failed"
-        + (f", {s['skipped']} skipped" if s["skipped"] else "")
+        f"{s['fail']} failed" + (f", {s['skipped']} skipped" if s["skipped"] else "")
     )
     if s["failed_providers"]:
         return f"FAILED: {s['failed_providers']} provider(s) failed a check; {body}"
@@ -39,9 +38,8 @@ def text_lines(results: list[ProviderResult], color: bool, indent: str = "  ") -
         for c in result.checks:
             label = paint(f"{_LABEL[c.status]:<7}", _COLOR[c.status], color)
             who = f" {clean(c.mailbox)}" if c.mailbox else ""
-            lines.append(
-                f"{indent}{label} {c.server} {clean(c.target)} {c.step}{who}: {clean(c.message, 400)}"
-            )
+            message = clean(c.message, 400)
+            lines.append(f"{indent}{label} {c.server} {clean(c.target)} {c.step}{who}: {message}")
     return lines
 
 

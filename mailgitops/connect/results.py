@@ -20,7 +20,12 @@ def clean(text: str | bytes, limit: int = MAX_SERVER_TEXT) -> str:
     out: list[str] = []
     for ch in text:
         code = ord(ch)
-        if code < 0x20 or 0x7F <= code < 0xA0 or ch in "\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069":
+        if (
+            code < 0x20
+            or 0x7F <= code < 0xA0
+            or ch
+            in "\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+        ):
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         else:
             out.append(ch)
@@ -93,9 +98,7 @@ class ProviderResult:
             "file": self.file,
             "line": self.lines.get("", 1),
             "ok": not self.failed,
-            "checks": [
-                {**c.to_json(), "line": self.line_for(c.server)} for c in self.checks
-            ],
+            "checks": [{**c.to_json(), "line": self.line_for(c.server)} for c in self.checks],
         }
 
     @classmethod
@@ -109,7 +112,7 @@ class ProviderResult:
 
 
 def summary(results: list[ProviderResult]) -> dict[str, int]:
-    counts = {status: 0 for status in STATUSES}
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     for result in results:
         for check in result.checks:
             counts[check.status] += 1

@@ -3,6 +3,7 @@ AUTH PLAIN or LOGIN (RFC 4954), QUIT. Never MAIL FROM: a check sends no message.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import ssl
 
@@ -37,8 +38,9 @@ class Smtp:
         self.wire.begin("greeting")
         code, lines = self.reply()
         if code != 220:
-            raise ProbeError("greeting", f"the server refuses the connection: {code} "
-                             f"{clean(' '.join(lines))}")
+            raise ProbeError(
+                "greeting", f"the server refuses the connection: {code} {clean(' '.join(lines))}"
+            )
         return clean(" ".join(lines))
 
     def capabilities(self) -> Capabilities:
@@ -65,7 +67,9 @@ class Smtp:
             elif keyword == "AUTH" or keyword.startswith("AUTH="):
                 rest = words[1:] if keyword == "AUTH" else [keyword[5:], *words[1:]]
                 mechanisms.update(w.upper() for w in rest)
-        return Capabilities(frozenset(mechanisms), starttls, size=size, text=clean(", ".join(shown)))
+        return Capabilities(
+            frozenset(mechanisms), starttls, size=size, text=clean(", ".join(shown))
+        )
 
     def starttls(self, context: ssl.SSLContext, host: str) -> ssl.SSLSocket:
         self.wire.begin("starttls")
@@ -88,10 +92,8 @@ class Smtp:
 
     def logout(self) -> None:
         self.wire.begin("logout")
-        try:
+        with contextlib.suppress(ProbeError):  # a goodbye that fails changes nothing
             self.command(b"QUIT")
-        except ProbeError:
-            pass
 
     def close(self) -> None:
         self.wire.close()

@@ -7,6 +7,7 @@ neither hang a check nor fill memory."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -151,10 +152,8 @@ class Wire:
         return tls
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 def handshake(
