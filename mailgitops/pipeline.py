@@ -138,7 +138,7 @@ def removed_provider_refusals(checked: CheckedConfig, state: State) -> list[Refu
     return [safety.provider_in_use(name, users) for name, users in sorted(gone.items())]
 
 
-def require_config(project: Project, state: State | None = None) -> Config:
+def require_config(project: Project, state: State | None = None, done: str = "planned") -> Config:
     checked = project.checked
     if not checked.ok:
         diags = checked.findings.sorted()
@@ -147,7 +147,7 @@ def require_config(project: Project, state: State | None = None) -> Config:
         for refusal in refusals:
             output.error(str(refusal))
         errors = len(checked.findings.errors)
-        raise ConfigError(f"the config has {errors} error(s); nothing was planned", refusals)
+        raise ConfigError(f"the config has {errors} error(s); nothing was {done}", refusals)
     return normalize.build(checked)
 
 

@@ -6,7 +6,9 @@ skipping what `check` is about."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import ipaddress
 import json
 import os
 import pwd
@@ -15,7 +17,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,8 +140,6 @@ def make_certs(directory: Path) -> Certs:
         cert = builder.sign(key if self_signed else ca_key, hashes.SHA256())
         return _write(directory, name, cert, key)
 
-    import ipaddress
-
     local = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
     return Certs(
         ca=str(ca_path),
@@ -257,7 +259,8 @@ log_path = {log}
 protocols = imap
 listen = 127.0.0.1
 {ssl_conf}auth_mechanisms = plain login
-# A wrong password is answered at once (the default waits 2 s against guessing).
+# A wrong password is answered at once (the default waits 2 s), and later logins from the same
+# address are not slowed down by a penalty (the anvil listener below is closed for that).
 auth_failure_delay = 0
 default_login_user = {login_user}
 default_internal_user = {internal_user}
@@ -275,6 +278,9 @@ service imap-login {{
 {listeners}}}
 service anvil {{
   chroot =
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 service imap-login {{
   chroot =
@@ -337,3 +343,91 @@ def smtpd_log(servers: Servers) -> str:
         for d in servers.dirs
         if d.name.startswith("mailgitops-smtpd-") and (d / "stderr.log").exists()
     )
+
+
+# --- hostile servers ------------------------------------------------------------------------
+
+
+class Hostile:
+    """A TCP server on 127.0.0.1 that misbehaves as `behaviour(conn)` says, one thread per
+    connection. With `behaviour=None` it never accepts: the kernel completes the handshake,
+    and the server never says a word."""
+
+    def __init__(self, behaviour: Callable[[socket.socket], None] | None) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port: int = self.sock.getsockname()[1]
+        self.behaviour = behaviour
+        self.received: list[bytes] = []
+        if behaviour is not None:
+            threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        assert self.behaviour is not None
+        with contextlib.suppress(OSError), conn:
+            self.behaviour(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def endless_line(conn: socket.socket) -> None:
+    """A greeting that never ends: no line break, ever."""
+    conn.sendall(b"* OK ")
+    while True:
+        conn.sendall(b"A" * 65536)
+
+
+def endless_lines(conn: socket.socket) -> None:
+    """An SMTP greeting of infinitely many continuation lines."""
+    while True:
+        conn.sendall(b"220-hello\r\n" * 1000)
+
+
+def echoing_smtp(received: list[bytes]) -> Callable[[socket.socket], None]:
+    """An SMTP server whose texts carry terminal escape sequences, and which answers a login
+    by echoing what it received (as a careless or hostile server might)."""
+
+    def serve(conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        conn.sendall(b"220 \x1b[31mEVIL\x1b]0;owned\x07 ready\r\n")
+        for raw in reader:
+            line = raw.rstrip(b"\r\n")
+            received.append(line)
+            upper = line.upper()
+            if upper.startswith(b"EHLO"):
+                conn.sendall(b"250-evil\r\n250 AUTH PLAIN LOGIN\r\n")
+            elif upper.startswith(b"AUTH"):
+                conn.sendall(b"535 you sent " + line + b" \x1b[2J\r\n")
+            elif upper.startswith(b"QUIT"):
+                conn.sendall(b"221 bye\r\n")
+                return
+            else:
+                conn.sendall(b"500 what\r\n")
+
+    return serve
+
+
+def imap_login_disabled(conn: socket.socket) -> None:
+    """An IMAP server that offers STARTTLS and refuses passwords before it (LOGINDISABLED).
+    Dovecot announces that too, but never to a client on its own host (loopback counts as
+    secure there), which is where the tests run."""
+    reader = conn.makefile("rb")
+    conn.sendall(b"* OK IMAP4rev1 ready\r\n")
+    for raw in reader:
+        tag, _, command = raw.rstrip(b"\r\n").partition(b" ")
+        if command.upper() == b"CAPABILITY":
+            conn.sendall(b"* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n" + tag + b" OK\r\n")
+        else:
+            conn.sendall(b"* BYE\r\n" + tag + b" OK\r\n")
+            return

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mailbox and not args.login:
         raise UsageError("--mailbox selects the mailboxes of --login; add --login")
     project = load_project(args.root)
-    config = require_config(project)
+    config = require_config(project, done="checked")
     options = options_from(args)
     jobs = joblist.build(config, project.checked, args.providers, args.login, args.mailbox)
     results = run_checks(jobs, options, args.jobs, progress_bar())
