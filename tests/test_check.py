@@ -7,8 +7,11 @@ option a user with a private CA has too."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -552,3 +555,25 @@ def test_plan_check_and_apply(
     # Without --check a plan has no checks and apply has nothing to refuse.
     assert main(["plan", *base, "--format", "json"]) == 0
     assert "checks" not in json.loads(capsys.readouterr()[0])
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    """stderr a pty: the bar is drawn (and wiped); stderr a pipe: nothing but the result."""
+    closed = free_port()
+    root = config(tmp_path, {"corp": provider("corp", (closed, "ssl_tls"), (closed, "ssl_tls"))})
+    argv = [sys.executable, "-m", "mailgitops", "check", "-C", str(root)]
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(SCHEMAS.parent)}
+    master, slave = os.openpty()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=60)
+    drawn = b""
+    with contextlib.suppress(OSError):  # EIO once the child has closed its end
+        while chunk := os.read(master, 4096):
+            drawn += chunk
+    os.close(master)
+    assert proc.returncode == 1
+    assert b"[##############################] 1/1 providers" in drawn
+    assert b"[#" not in out and b"FAILED: 1 provider(s)" in out
+    piped = subprocess.run(argv, capture_output=True, env=env, timeout=60, check=False)
+    assert piped.returncode == 1 and piped.stderr == b""
