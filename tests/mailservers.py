@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import grp
 import ipaddress
 import json
 import os
@@ -207,14 +208,15 @@ def _tail(log: Path | None) -> str:
     return log.read_text(errors="replace")[-2000:]
 
 
-def _dovecot_users() -> tuple[str, str, int, int]:
-    """(login user, internal user, uid, gid) for the Dovecot processes: as root the Debian
-    package's unprivileged users; otherwise everything runs as the current user."""
+def _dovecot_users() -> tuple[str, str, str, int, int]:
+    """(login user, internal user, internal group, uid, gid) for the Dovecot processes: as
+    root the Debian package's unprivileged users; otherwise everything runs as the current
+    user."""
     if os.geteuid() == 0:
         mail = pwd.getpwnam("dovecot")
-        return "dovenull", "dovecot", mail.pw_uid, mail.pw_gid
+        return "dovenull", "dovecot", grp.getgrgid(mail.pw_gid).gr_name, mail.pw_uid, mail.pw_gid
     me = pwd.getpwuid(os.getuid())
-    return me.pw_name, me.pw_name, me.pw_uid, me.pw_gid
+    return me.pw_name, me.pw_name, grp.getgrgid(me.pw_gid).gr_name, me.pw_uid, me.pw_gid
 
 
 def start_dovecot(servers: Servers, name: str, tls: bool) -> None:
@@ -229,7 +231,7 @@ def start_dovecot(servers: Servers, name: str, tls: bool) -> None:
     directory = Path(tempfile.mkdtemp(prefix=f"mailgitops-{name}-"))
     servers.dirs.append(directory)
     directory.chmod(0o755)  # the unprivileged imap processes read their home below it
-    login_user, internal_user, uid, gid = _dovecot_users()
+    login_user, internal_user, internal_group, uid, gid = _dovecot_users()
     home = directory / "home"
     home.mkdir()
     os.chown(home, uid, gid)
@@ -264,6 +266,7 @@ listen = 127.0.0.1
 auth_failure_delay = 0
 default_login_user = {login_user}
 default_internal_user = {internal_user}
+default_internal_group = {internal_group}
 first_valid_uid = {uid}
 passdb {{
   driver = passwd-file

@@ -324,6 +324,10 @@ def redact(text: str, login: Login) -> str:
 def _https(server: str, host: str, path: str, options: Options) -> list[Check]:
     record = _Recorder(server, f"{host}:{HTTPS_PORT}")
     timeout = options.timeout
+    if not host.isascii() or not host.isprintable() or " " in host:
+        # It goes into the request's Host header: no line breaks or spaces, ever.
+        record("dns", "fail", f"not a host name: {clean(host)}")
+        return record.checks
     try:
         addresses = resolve(host, HTTPS_PORT, timeout)
         record("dns", "ok", "resolved to " + ", ".join(a.ip for a in addresses[:4]))
