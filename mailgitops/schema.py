@@ -49,7 +49,9 @@ def _compiled(name: str) -> Callable[[Any], Any]:
     import fastjsonschema
 
     # use_default=False: by default it writes schema defaults into the data it checks.
-    return fastjsonschema.compile(load(name), use_default=False)
+    # (Annotated because fastjsonschema ships type hints only since 2.22.)
+    validate: Callable[[Any], Any] = fastjsonschema.compile(load(name), use_default=False)
+    return validate
 
 
 def is_valid(name: str, data: Any) -> bool:
