@@ -577,3 +577,15 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     assert b"[#" not in out and b"FAILED: 1 provider(s)" in out
     piped = subprocess.run(argv, capture_output=True, env=env, timeout=60, check=False)
     assert piped.returncode == 1 and piped.stderr == b""
+
+
+def test_invalid_config_is_refused_with_one_json_document(
+    tmp_path: Path, servers: Servers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    text = provider("corp", (port, "ssl_tls"), (port, "ssl_tls")).replace("ssl_tls", "tls", 1)
+    root = config(tmp_path, {"corp": text})
+    code, data = check_json(capsys, servers, root)
+    assert code == 1 and data["ok"] is False and data["providers"] == []
+    assert "nothing was checked" in data["error"]
+    assert [d["rule"] for d in data["diagnostics"] if d["severity"] == "error"] == ["enum"]

@@ -12,7 +12,7 @@ from mailgitops.connect import jobs as joblist
 from mailgitops.connect import report
 from mailgitops.connect.console import options_from, progress_bar
 from mailgitops.connect.runner import run as run_checks
-from mailgitops.errors import UsageError
+from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.pipeline import load_project, require_config
 
 
@@ -49,9 +49,15 @@ def run(args: argparse.Namespace) -> int:
     if args.mailbox and not args.login:
         raise UsageError("--mailbox selects the mailboxes of --login; add --login")
     project = load_project(args.root)
-    config = require_config(project, done="checked")
-    options = options_from(args)
-    jobs = joblist.build(config, project.checked, args.providers, args.login, args.mailbox)
+    try:
+        config = require_config(project, done="checked")
+        options = options_from(args)
+        jobs = joblist.build(config, project.checked, args.providers, args.login, args.mailbox)
+    except MailgitopsError as exc:
+        if args.format == "json":
+            # Scripts read stdout: a check that could not start is still one JSON document.
+            output.out(report.render_json([], str(exc), project.checked_findings()), end="")
+        raise
     results = run_checks(jobs, options, args.jobs, progress_bar())
     if args.format == "json":
         output.out(report.render_json(results), end="")

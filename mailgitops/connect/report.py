@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from mailgitops.connect.results import ProviderResult, clean, summary
+from mailgitops.diagnostics import Diagnostic
 from mailgitops.output import github_escape, paint
 
 CHECK_FORMAT_VERSION = 1
@@ -47,17 +49,31 @@ def render_text(results: list[ProviderResult], color: bool) -> str:
     return "\n".join([*text_lines(results, color), summary_line(results)]) + "\n"
 
 
-def to_json(results: list[ProviderResult]) -> dict[str, Any]:
-    return {
+def to_json(
+    results: list[ProviderResult],
+    error: str | None = None,
+    diagnostics: Sequence[Diagnostic] = (),
+) -> dict[str, Any]:
+    """The document of schemas/check.schema.json; with `error` the check did not run (an
+    invalid config, a usage error) and `diagnostics` are the config's findings."""
+    out: dict[str, Any] = {
         "format_version": CHECK_FORMAT_VERSION,
-        "ok": passed(results),
+        "ok": error is None and passed(results),
         "summary": summary(results),
         "providers": [r.to_json() for r in results],
     }
+    if error is not None:
+        out["error"] = error
+        out["diagnostics"] = [d.to_json() for d in diagnostics]
+    return out
 
 
-def render_json(results: list[ProviderResult]) -> str:
-    return json.dumps(to_json(results), indent=2, ensure_ascii=False) + "\n"
+def render_json(
+    results: list[ProviderResult],
+    error: str | None = None,
+    diagnostics: Sequence[Diagnostic] = (),
+) -> str:
+    return json.dumps(to_json(results, error, diagnostics), indent=2, ensure_ascii=False) + "\n"
 
 
 def render_github(results: list[ProviderResult], root: str) -> str:
