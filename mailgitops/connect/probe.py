@@ -115,7 +115,9 @@ def check_provider(job: Job, options: Options) -> ProviderResult:
 
 
 def _session(kind: str, wire: Wire) -> Session:
-    return Imap(wire) if kind == "imap" else Smtp(wire)
+    if kind == "imap":
+        return Imap(wire)
+    return Smtp(wire)
 
 
 def _open(

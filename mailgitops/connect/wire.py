@@ -12,7 +12,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 MAX_LINE = 8192  # bytes; RFC 5321 allows 512 per reply line, IMAP capability lines are short
 MAX_REPLY_LINES = 200
@@ -50,7 +50,11 @@ def resolve(host: str, port: int, timeout: float) -> list[Address]:
                 host, port, type=socket.SOCK_STREAM
             ):
                 if family in (socket.AF_INET, socket.AF_INET6):
-                    found.append(Address(family, sockaddr))  # type: ignore[arg-type]
+                    found.append(
+                        Address(
+                            family, cast("tuple[str, int] | tuple[str, int, int, int]", sockaddr)
+                        )
+                    )
         except (OSError, UnicodeError) as exc:
             failure.append(str(getattr(exc, "strerror", None) or exc))
         finally:
