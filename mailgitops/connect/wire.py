@@ -12,7 +12,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple
 
 MAX_LINE = 8192  # bytes; RFC 5321 allows 512 per reply line, IMAP capability lines are short
 MAX_REPLY_LINES = 200
@@ -30,11 +30,11 @@ class ProbeError(Exception):
 
 class Address(NamedTuple):
     family: int
-    sockaddr: tuple[str, int] | tuple[str, int, int, int]
+    sockaddr: tuple[Any, ...]  # (host, port) or, for IPv6, (host, port, flowinfo, scope_id)
 
     @property
     def ip(self) -> str:
-        return self.sockaddr[0]
+        return str(self.sockaddr[0])
 
 
 def resolve(host: str, port: int, timeout: float) -> list[Address]:
@@ -50,11 +50,7 @@ def resolve(host: str, port: int, timeout: float) -> list[Address]:
                 host, port, type=socket.SOCK_STREAM
             ):
                 if family in (socket.AF_INET, socket.AF_INET6):
-                    found.append(
-                        Address(
-                            family, cast("tuple[str, int] | tuple[str, int, int, int]", sockaddr)
-                        )
-                    )
+                    found.append(Address(family, tuple(sockaddr)))
         except (OSError, UnicodeError) as exc:
             failure.append(str(getattr(exc, "strerror", None) or exc))
         finally:
