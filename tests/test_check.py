@@ -300,9 +300,10 @@ def test_mechanisms_that_do_not_fit(
             # A STARTTLS port used without TLS, on a server that refuses passwords there.
             "cleartext": provider("cleartext", (disabled.port, "none"), (p["smtp-tls"], "ssl_tls")),
         },
+        "mailboxes:\n  - {address: dora@oauth.example, owner: dora}\n",
     )
     try:
-        code, data = check_json(capsys, servers, root)
+        code, data = check_json(capsys, servers, root, "--login")
     finally:
         disabled.close()
     assert code == 1
@@ -311,6 +312,10 @@ def test_mechanisms_that_do_not_fit(
         auth = oauth[(server, "auth", None)]
         assert auth["status"] == "fail"
         assert "none of which fits auth oauth2 (needs XOAUTH2 or OAUTHBEARER)" in auth["message"]
+    # An oauth2 login needs the user's token: not attempted, and said so.
+    skipped = oauth[("imap", "login", "dora@oauth.example")]
+    assert skipped["status"] == "skipped" and "oauth2" in skipped["message"]
+    assert data["summary"]["skipped"] == 1
     xoauth = steps(data, "xoauth")[("smtp", "auth", None)]
     assert xoauth["status"] == "fail" and "offers XOAUTH2" in xoauth["message"]
     assert "none of which fits auth basic (needs PLAIN or LOGIN)" in xoauth["message"]

@@ -99,12 +99,13 @@ def check_provider(job: Job, options: Options) -> ProviderResult:
                     login.address,
                 )
             )
-    if not basic:
+    if not basic and provider.imap is not None:
+        target = f"{provider.imap.host}:{provider.imap.port}"
         for login in job.logins:
             checks.append(
                 Check(
                     "imap",
-                    "-",
+                    target,
                     "login",
                     "skipped",
                     "oauth2: a login needs a token from the user's consent; not checked",
