@@ -179,6 +179,8 @@ class Servers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
         for directory in self.dirs:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -290,12 +292,13 @@ service imap-login {{
 }}
 """
     )
-    proc = subprocess.Popen(
-        [dovecot, "-F", "-c", str(conf)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=open(directory / "stderr.log", "wb"),  # noqa: SIM115
-    )
+    with open(directory / "stderr.log", "wb") as stderr:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [dovecot, "-F", "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     servers.procs.append(proc)
     try:
         _wait_for_ports(list(ports.values()), proc, f"dovecot ({name})", log)
@@ -322,12 +325,13 @@ def start_smtpd(servers: Servers, listeners: dict[str, tuple[str, Pem | None, li
     directory = Path(tempfile.mkdtemp(prefix="mailgitops-smtpd-"))
     servers.dirs.append(directory)
     log = directory / "stderr.log"
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "smtpd_server.py")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=open(log, "wb"),  # noqa: SIM115
-    )
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / "smtpd_server.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
     servers.procs.append(proc)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps(spec).encode())

@@ -135,9 +135,9 @@ def _open(
             record(step, status, message)
 
     host, port, timeout = server.host, server.port, options.timeout
-    started = time.monotonic()
     addresses = resolve(host, port, timeout)
     note("dns", "ok", "resolved to " + ", ".join(a.ip for a in addresses[:4]))
+    started = time.monotonic()
     sock = connect(addresses, timeout)
     note(
         "tcp",

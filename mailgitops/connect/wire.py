@@ -156,16 +156,29 @@ class Wire:
             self.sock.close()
 
 
-def handshake(
+def _handshake(
     sock: socket.socket, context: ssl.SSLContext, host: str, timeout: float
 ) -> ssl.SSLSocket:
-    """The TLS handshake with the certificate verified (chain, host name, validity)."""
     sock.settimeout(timeout)
+    tls: ssl.SSLSocket | None = None
     try:
         tls = context.wrap_socket(
             sock, server_hostname=host.strip("[]"), do_handshake_on_connect=False
         )
         tls.do_handshake()
+    except BaseException:
+        # wrap_socket() took the connection over: close it here, whatever went wrong.
+        (tls or sock).close()
+        raise
+    return tls
+
+
+def handshake(
+    sock: socket.socket, context: ssl.SSLContext, host: str, timeout: float
+) -> ssl.SSLSocket:
+    """The TLS handshake with the certificate verified (chain, host name, validity)."""
+    try:
+        return _handshake(sock, context, host, timeout)
     except ssl.SSLCertVerificationError as exc:
         raise ProbeError("certificate", _verify_message(exc, host)) from None
     except TimeoutError:
@@ -174,7 +187,6 @@ def handshake(
         raise ProbeError("tls", f"TLS handshake failed: {exc.reason or exc}") from None
     except OSError as exc:
         raise ProbeError("tls", f"TLS handshake failed: {exc.strerror or exc}") from None
-    return tls
 
 
 # OpenSSL's X509_V_ERR_* codes (x509_vfy.h) that users meet, in their words.
