@@ -438,3 +438,18 @@ def imap_login_disabled(conn: socket.socket) -> None:
         else:
             conn.sendall(b"* BYE\r\n" + tag + b" OK\r\n")
             return
+
+
+def smtp_starttls_injection(conn: socket.socket) -> None:
+    """An SMTP server (or a man in the middle) that sends a command's answer in the same
+    packet as its STARTTLS go-ahead, to be read later as if it had come over TLS."""
+    reader = conn.makefile("rb")
+    conn.sendall(b"220 ready\r\n")
+    for raw in reader:
+        command = raw.strip().upper()
+        if command.startswith(b"EHLO"):
+            conn.sendall(b"250-injector\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n")
+        elif command == b"STARTTLS":
+            conn.sendall(b"220 go ahead\r\n250-injected\r\n250 AUTH PLAIN\r\n")
+        else:
+            return

@@ -30,6 +30,7 @@ from mailservers import (
     free_port,
     imap_login_disabled,
     make_certs,
+    smtp_starttls_injection,
     smtpd_log,
     start_dovecot,
     start_smtpd,
@@ -322,6 +323,25 @@ def test_mechanisms_that_do_not_fit(
     cleartext = steps(data, "cleartext")
     assert cleartext[("imap", "starttls", None)]["status"] == "warning"
     assert "LOGINDISABLED" in cleartext[("imap", "auth", None)]["message"]
+
+
+def test_starttls_answer_with_injected_data_is_refused(
+    tmp_path: Path, servers: Servers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    injector = Hostile(smtp_starttls_injection)
+    try:
+        p = servers.ports
+        root = config(
+            tmp_path,
+            {"corp": provider("corp", (p["imap-tls"], "ssl_tls"), (injector.port, "starttls"))},
+        )
+        code, data = check_json(capsys, servers, root)
+    finally:
+        injector.close()
+    assert code == 1
+    starttls = steps(data, "corp")[("smtp", "starttls", None)]
+    assert starttls["status"] == "fail"
+    assert "sent data after its STARTTLS answer, before TLS began" in starttls["message"]
 
 
 MAILBOXES = """mailboxes:

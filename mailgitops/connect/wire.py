@@ -46,8 +46,9 @@ def resolve(host: str, port: int, timeout: float) -> list[Address]:
 
     def lookup() -> None:
         try:
+            # An IPv6 literal may be written in brackets ([2001:db8::1]), as in a URL.
             for family, _t, _p, _c, sockaddr in socket.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
+                host.removeprefix("[").removesuffix("]"), port, type=socket.SOCK_STREAM
             ):
                 if family in (socket.AF_INET, socket.AF_INET6):
                     found.append(Address(family, tuple(sockaddr)))
