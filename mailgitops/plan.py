@@ -217,10 +217,23 @@ class Plan:
                 ),
                 warnings=tuple(data.get("warnings", ())),
                 unreadable_secrets=tuple(data.get("secrets", {}).get("unreadable", ())),
-                checks=tuple(data["checks"]["providers"]) if "checks" in data else None,
+                checks=_saved_checks(data["checks"]) if "checks" in data else None,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise MailgitopsError(f"{origin}: not a mailgitops plan file ({exc})") from None
+
+
+def _saved_checks(section: Any) -> tuple[dict[str, Any], ...]:
+    """The `plan --check` results of a plan file, in the shape failed_checks() reads."""
+    providers = section["providers"]
+    if not isinstance(providers, list) or not all(
+        isinstance(p, dict)
+        and isinstance(p.get("checks"), list)
+        and all(isinstance(c, dict) for c in p["checks"])
+        for p in providers
+    ):
+        raise TypeError("malformed `checks`")
+    return tuple(providers)
 
 
 def _body_checksum(body: dict[str, Any]) -> str:

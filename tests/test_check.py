@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -614,3 +615,27 @@ def test_invalid_config_is_refused_with_one_json_document(
     assert code == 1 and data["ok"] is False and data["providers"] == []
     assert "nothing was checked" in data["error"]
     assert [d["rule"] for d in data["diagnostics"] if d["severity"] == "error"] == ["enum"]
+
+
+def test_malformed_checks_in_a_plan_file_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plan file whose `checks` was rewritten (checksum recomputed: it is not keyed) is
+    refused as not a plan file, never a crash."""
+    port = free_port()
+    root = config(
+        tmp_path / "cfg", {"corp": provider("corp", (port, "ssl_tls"), (port, "ssl_tls"))}
+    )
+    state, planfile = tmp_path / "live.json", tmp_path / "plan.json"
+    base = ["-C", str(root), "--state", str(state)]
+    assert main(["plan", *base, "--check", "--timeout", "0.5", "--out", str(planfile)]) == 0
+    data = json.loads(planfile.read_text())
+    data["checks"]["providers"] = ["not a provider"]
+    body = {k: v for k, v in data.items() if k != "checksum"}  # as plan.schema.json says
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    data["checksum"] = hashlib.sha256(blob).hexdigest()
+    planfile.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["apply", *base, str(planfile), "--allow-failed-check"]) == 1
+    err = capsys.readouterr().err
+    assert "not a mailgitops plan file (malformed `checks`)" in err and "bug" not in err
