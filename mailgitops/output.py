@@ -39,3 +39,11 @@ def error(message: str) -> None:
 
 def warn(message: str) -> None:
     err(f"{paint('warning', 'yellow', use_color(sys.stderr))}: {message}")
+
+
+def github_escape(text: str, prop: bool = False) -> str:
+    """Text for a GitHub Actions workflow command (`::error file=F,line=L::MESSAGE`)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text

@@ -121,7 +121,7 @@ def report_findings(diags: list[Diagnostic]) -> None:
         output.err(f"{d.file}:{d.line}:{d.col}: {sev}: {d.message} [{d.rule}]")
 
 
-def require_config(project: Project, state: State | None = None) -> Config:
+def require_config(project: Project, state: State | None = None, done: str = "planned") -> Config:
     checked = project.checked
     if not checked.ok:
         diags = checked.findings.sorted()
@@ -130,7 +130,7 @@ def require_config(project: Project, state: State | None = None) -> Config:
         for refusal in refusals:
             output.error(str(refusal))
         errors = len(checked.findings.errors)
-        raise ConfigError(f"the config has {errors} error(s); nothing was planned", refusals)
+        raise ConfigError(f"the config has {errors} error(s); nothing was {done}", refusals)
     return normalize.build(checked)
 
 

@@ -125,6 +125,22 @@ class Plan:
     warnings: tuple[str, ...] = ()
     guards: tuple[Refusal, ...] = ()  # set by rules.evaluate: apply refuses unless overridden
     unreadable_secrets: tuple[str, ...] = ()  # references whose value is not readable here
+    # `plan --check`: the connection checks of the providers this plan creates or changes,
+    # in the JSON form of mailgitops.connect (None: not checked).
+    checks: tuple[dict[str, Any], ...] | None = None
+
+    def failed_checks(self) -> list[str]:
+        """`provider server step: message` for every failed connection check."""
+        out = []
+        for result in self.checks or ():
+            for check in result.get("checks", ()):
+                if check.get("status") == "fail":
+                    who = f" {check['mailbox']}" if check.get("mailbox") else ""
+                    out.append(
+                        f"{result.get('name')}: {check.get('server')} {check.get('target')} "
+                        f"{check.get('step')}{who}: {check.get('message')}"
+                    )
+        return out
 
     @property
     def has_changes(self) -> bool:
@@ -167,6 +183,11 @@ class Plan:
             "warnings": list(self.warnings),
             "secrets": {"unreadable": list(self.unreadable_secrets)},
         }
+        if self.checks is not None:
+            body["checks"] = {
+                "failed": len(self.failed_checks()),
+                "providers": list(self.checks),
+            }
         body["checksum"] = _body_checksum(body)
         return body
 
@@ -188,9 +209,23 @@ class Plan:
                 ),
                 warnings=tuple(data.get("warnings", ())),
                 unreadable_secrets=tuple(data.get("secrets", {}).get("unreadable", ())),
+                checks=_saved_checks(data["checks"]) if "checks" in data else None,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise MailgitopsError(f"{origin}: not a mailgitops plan file ({exc})") from None
+
+
+def _saved_checks(section: Any) -> tuple[dict[str, Any], ...]:
+    """The `plan --check` results of a plan file, in the shape failed_checks() reads."""
+    providers = section["providers"]
+    if not isinstance(providers, list) or not all(
+        isinstance(p, dict)
+        and isinstance(p.get("checks"), list)
+        and all(isinstance(c, dict) for c in p["checks"])
+        for p in providers
+    ):
+        raise TypeError("malformed `checks`")
+    return tuple(providers)
 
 
 def _body_checksum(body: dict[str, Any]) -> str:

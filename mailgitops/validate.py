@@ -387,6 +387,7 @@ def _check_providers(checked: CheckedConfig) -> None:
                     domains[key] = (entry, index)
         for server in ("imap", "smtp"):
             _check_port(entry, server, found)
+            _check_cleartext(entry, server, found)
         _check_auth(entry, found)
 
 
@@ -425,6 +426,28 @@ def _check_port(entry: ProviderEntry, server: str, found: Collector) -> None:
             "port-security",
             "warning",
         )
+
+
+def _check_cleartext(entry: ProviderEntry, server: str, found: Collector) -> None:
+    """Basic auth over `security: none` sends every mailbox's password readable on the wire
+    (the ISPDB lists such providers): allowed, but said."""
+    if (
+        entry.get(server, "security") != "none"
+        or entry.get("auth", "method", default="basic") != "basic"
+    ):
+        return
+    host = entry.get(server, "host")
+    named = f"`{host}`" if isinstance(host, str) else "the server"
+    line, col = entry.place(server, "security")
+    found.add(
+        entry.doc.path,
+        line,
+        col,
+        f"{server} server {named}: basic auth over security: none sends the passwords in "
+        "clear text; use ssl_tls or starttls if the server offers them",
+        "cleartext-password",
+        "warning",
+    )
 
 
 def _check_auth(entry: ProviderEntry, found: Collector) -> None:

@@ -56,7 +56,7 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("mailgitops-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for schema in ("provider", "mailboxes", "settings", "state", "plan"):
+    for schema in ("provider", "mailboxes", "settings", "state", "plan", "check"):
         assert f"mailgitops/schemas/{schema}.schema.json" in names
     assert {
         "mailgitops/templates/plan.md.j2",

@@ -69,6 +69,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="apply a plan that deletes more than safety.max_delete_share of the managed mailboxes",
     )
+    parser.add_argument(
+        "--allow-failed-check",
+        action="store_true",
+        help="apply a plan saved by `plan --check` although a connection check failed",
+    )
     add_lock_timeout_argument(parser, "the state lock")
     parser.set_defaults(func=run)
 
@@ -131,6 +136,18 @@ def _stale_reason(plan: Plan, current: State) -> str | None:
     return "the state's content changed since the plan was made (an edit outside apply?)"
 
 
+def refuse_failed_checks(plan: Plan, planfile: str, allowed: bool) -> None:
+    """A plan saved by `plan --check` whose connection checks failed is not applied unless
+    the user says so: those servers would not work for the mailboxes that use them."""
+    failed = plan.failed_checks()
+    if failed and not allowed:
+        raise PlanRefused(
+            f"the plan is refused: {planfile} records {len(failed)} failed connection "
+            "check(s) (plan --check); fix the provider or pass --allow-failed-check:\n"
+            + "\n".join(f"  - {line}" for line in failed)
+        )
+
+
 def _confirm() -> bool:
     output.err("Do you want to apply these changes? Only 'yes' will be accepted.")
     output.err("  Enter a value: ", end="")
@@ -148,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         )
     actor = access.actor_from(args.actor)
     saved = planfile.load(args.planfile) if args.planfile else None
+    if saved is not None:
+        refuse_failed_checks(saved.plan, args.planfile, args.allow_failed_check)
     # Never the cache: apply decides from the files themselves (SPEC §9).
     project = load_project(args.root, use_cache=False)
     if saved is not None:
