@@ -13,7 +13,7 @@ from mailgitops import access, normalize, output, safety, secrets
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import ConfigError
-from mailgitops.load import SETTINGS_FILE, check_root, config_files, read
+from mailgitops.load import SETTINGS_FILE, check_root, config_files, is_config_root, read
 from mailgitops.model import Config
 from mailgitops.plan import Desired, Plan, Refusal, compute
 from mailgitops.state import open_backend
@@ -155,8 +155,10 @@ def check_access(project: Project, plan: Plan, actor: str | None) -> Plan:
     """The plan with the access rules of mailgitops.yaml applied for `actor`. A saved plan is
     applied without checking the whole config again, but never past a mailgitops.yaml with
     errors: access rules that cannot be read must not count as no rules."""
-    if project.cached_clean:
-        broken = []  # the whole config was free of errors when it was cached
+    if project.cached_clean or not is_config_root(project.root):
+        # The whole config was free of errors when it was cached; or there is no config here
+        # (a saved plan applied elsewhere), so no settings file with access rules either.
+        broken = []
     else:
         broken = [d for d in project.checked.findings.errors if d.file == SETTINGS_FILE]
     if broken:

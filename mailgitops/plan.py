@@ -215,13 +215,15 @@ def _dotted(parts: list[Any]) -> str:
 
 
 def attribute_diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[AttrChange, ...]:
-    """Attribute-level differences, in path order. Mappings are walked; lists (domains,
-    folders, shared_with) and secret references are compared as a whole: `domains: [a] ->
-    [a, b]` reads better than item paths.
+    """Attribute-level differences, in path order. Mappings are walked; secret references are
+    compared whole; the lists whose elements mean something on their own are diffed element by
+    element (one user added to a `shared_with` of thirty is one line, not two lists of thirty):
+    `domains`, `shared_with` (keyed by user) and its `rights` ignore order, `sync.folders`
+    keeps it. Paths name the element: `domains["b.com"]`, `shared_with["bob"].rights["send"]`,
+    `sync.folders[2]`.
 
-    Entries are small JSON objects, so a direct walk does it; deepdiff did the same at the cost
-    of half a second of imports (numpy, pydantic) per run, as much as parsing 10,000
-    mailboxes (docs/performance.md)."""
+    Entries are small JSON objects, so a direct walk does the mappings; deepdiff, which costs
+    half a second of imports, is imported only when such a list differs (docs/performance.md)."""
     out: list[AttrChange] = []
     _walk(before, after, (), out)
     return tuple(out)
@@ -238,8 +240,104 @@ def _walk(
         sensitive = path in SENSITIVE_PATHS
         if isinstance(b, dict) and isinstance(a, dict) and not sensitive:
             _walk(b, a, path, out)
-        else:
+            continue
+        elements = None
+        if path in ELEMENT_LISTS and isinstance(b, list) and isinstance(a, list):
+            elements = _list_diff(path, b, a)
+        if elements:
+            out.extend(elements)
+        else:  # not comparable element by element, or only the order of a set changed
             out.append(AttrChange(_dotted(list(path)), b, a, sensitive))
+
+
+# The lists diffed element by element, and whether their order means something (SPEC §2).
+ELEMENT_LISTS: dict[tuple[str, ...], bool] = {
+    ("domains",): False,
+    ("shared_with",): False,
+    ("sync", "folders"): True,
+}
+
+
+def _by_user(shares: list[Any]) -> dict[str, Any] | None:
+    """`shared_with` keyed by user, or None when it is not a list of distinct users (an entry
+    made outside mailgitops may hold anything): then it is compared whole."""
+    out: dict[str, Any] = {}
+    for share in shares:
+        if not isinstance(share, dict) or not isinstance(share.get("user"), str):
+            return None
+        if share["user"] in out:
+            return None
+        out[share["user"]] = share
+    return out
+
+
+@dataclass(frozen=True)
+class _SetElement:
+    value: Any
+
+
+def _show_key(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _element_path(base: str, parts: list[Any], keyed: bool) -> str:
+    """`shared_with["bob"].rights["send"]`: a user key and a set element are written as JSON
+    in brackets (a hostile name cannot pass for another path); a position in an ordered list
+    as `[2]`; an attribute inside an element as `.name`."""
+    text = base
+    for i, part in enumerate(parts):
+        if isinstance(part, _SetElement):
+            text += f"[{_show_key(part.value)}]"
+        elif isinstance(part, int):
+            text += f"[{part}]"
+        elif keyed and i == 0:
+            text += f"[{_show_key(part)}]"
+        else:
+            text += f".{part}"
+    return text
+
+
+def _sort_key(parts: list[Any]) -> tuple[tuple[int, int, str], ...]:
+    return tuple(
+        (0, p, "")
+        if isinstance(p, int)
+        else (1, 0, _show_key(p.value if isinstance(p, _SetElement) else p))
+        for p in parts
+    )
+
+
+def _list_diff(path: tuple[str, ...], before: list[Any], after: list[Any]) -> list[AttrChange]:
+    from deepdiff import DeepDiff
+    from deepdiff.helper import notpresent
+
+    ordered = ELEMENT_LISTS[path]
+    left: Any = before
+    right: Any = after
+    keyed = path == ("shared_with",)
+    if keyed:
+        left, right = _by_user(before), _by_user(after)
+        if left is None or right is None:
+            return []
+    found = DeepDiff(left, right, ignore_order=not ordered, view="tree")
+    out: list[tuple[tuple[Any, ...], AttrChange]] = []
+    for levels in found.values():
+        for level in levels:
+            parts: list[Any] = list(level.path(output_format="list"))
+            old = None if level.t1 is notpresent else level.t1
+            new = None if level.t2 is notpresent else level.t2
+            pairs: list[tuple[Any, Any]] = [(old, new)]
+            if not ordered and parts and isinstance(parts[-1], int):
+                # An element of a set: named by its value, never by a position that means
+                # nothing; a "changed" element is one removed and another added.
+                pairs = [(old, None), (None, new)] if old is not None and new is not None else pairs
+            for o, n in pairs:
+                named = list(parts)
+                if not ordered and named and isinstance(named[-1], int):
+                    named[-1] = _SetElement(o if o is not None else n)
+                text = _element_path(_dotted(list(path)), named, keyed)
+                out.append((_sort_key(named), AttrChange(text, o, n)))
+    out.sort(key=lambda pair: pair[0])
+    return [change for _key, change in out]
 
 
 def _match(
