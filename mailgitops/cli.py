@@ -27,6 +27,9 @@ COMMANDS = {
     "import": "import_live",
     "import-ispdb": "import_ispdb",
     "state": "state",
+    "init": "init",
+    "schemas": "schemas",
+    "completion": "completion",
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -488,9 +489,12 @@ def compute(desired: Desired, state: State) -> Plan:
     return safety.check(plan, state)
 
 
-def apply_to(plan: Plan, state: State, lineage: str) -> State:
+def apply_to(
+    plan: Plan, state: State, lineage: str, progress: Callable[[Change], None] | None = None
+) -> State:
     """The state after applying `plan`: entries replaced by the desired attributes (so a new
-    plan finds them equal), serial + 1. Returns `state` itself when there is nothing to do."""
+    plan finds them equal), serial + 1. Returns `state` itself when there is nothing to do.
+    `progress` is told of each change once it is made, in the order of application."""
     if not plan.changes:
         return state
     providers = dict(state.providers)
@@ -504,6 +508,8 @@ def apply_to(plan: Plan, state: State, lineage: str) -> State:
         else:
             assert change.after is not None
             entries[change.id] = {"managed": True, **change.after}
+        if progress is not None:
+            progress(change)
     return State(
         lineage=state.lineage or lineage,
         serial=state.serial + 1,

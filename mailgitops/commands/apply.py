@@ -28,8 +28,9 @@ from mailgitops.errors import (
     UsageError,
 )
 from mailgitops.pipeline import check_access, load_project, make_plan
-from mailgitops.plan import Plan, StateRef, apply_to
-from mailgitops.state.base import State
+from mailgitops.plan import Change, Plan, StateRef, apply_to
+from mailgitops.render.text import quote
+from mailgitops.state.base import State, StateBackend
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -55,6 +56,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--allow-mass-delete",
         action="store_true",
         help="apply a plan that deletes more than safety.max_delete_share of the managed mailboxes",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: print only the result, as one JSON document (schemas/apply.schema.json)",
     )
     add_lock_timeout_argument(parser, "the state lock")
     parser.set_defaults(func=run)
@@ -95,7 +102,44 @@ def _confirm() -> bool:
     return answer == "yes"
 
 
+_MARKS = {"create": "+", "update": "~", "delete": "-", "adopt": "<="}
+_VERBS = {"create": "creating", "update": "updating", "delete": "destroying", "adopt": "adopting"}
+
+
+def _result(
+    outcome: str, plan: Plan | None, backend: StateBackend | None, new: State | None
+) -> dict[str, Any]:
+    """apply's result as one JSON document (`--format json`, schemas/apply.schema.json)."""
+    changes = plan.changes if plan is not None and outcome == "applied" else ()
+    summary = {"create": 0, "update": 0, "delete": 0, "adopt": 0}
+    for change in changes:
+        summary[change.action] += 1
+    return {
+        "format_version": 1,
+        "result": outcome,
+        "changes": [{"action": c.action, "kind": c.kind, "id": c.id} for c in changes],
+        "summary": summary,
+        "state": None
+        if new is None or backend is None
+        else {"location": backend.describe(), "lineage": new.lineage, "serial": new.serial},
+    }
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.format != "json":
+        code, _ = _run(args, text=True)
+        return code
+    try:
+        code, result = _run(args, text=False)
+    except MailgitopsError as exc:
+        # Scripts read stdout: a failed apply is still exactly one JSON document.
+        output.out(json.dumps({**_result("failed", None, None, None), "error": str(exc)}, indent=2))
+        raise
+    output.out(json.dumps(result, indent=2))
+    return code
+
+
+def _run(args: argparse.Namespace, text: bool) -> tuple[int, dict[str, Any]]:
     interactive = sys.stdin.isatty()
     if args.planfile is None and not args.auto_approve and not interactive:
         raise UsageError(
@@ -121,15 +165,17 @@ def run(args: argparse.Namespace) -> int:
             plan = check_access(project, plan, actor)
         else:
             plan = make_plan(project, current, actor)
-            output.out(render.render(plan, "text", output.use_color(sys.stdout)), end="")
+            if text:
+                output.out(render.render(plan, "text", output.use_color(sys.stdout)), end="")
         if plan.refusals:
             raise PlanRefused("the plan is refused:\n" + "\n".join(str(r) for r in plan.refusals))
         mass = safety.mass_deletion(plan, current, project.settings)
         if mass is not None and not args.allow_mass_delete:
             raise PlanRefused(f"the plan is refused: {mass}")
         if not plan.has_changes:
-            output.out("Nothing to apply: live already matches.")
-            return 0
+            if text:
+                output.out("Nothing to apply: live already matches.")
+            return 0, _result("no_changes", plan, backend, current)
         denied = secrets.violations(plan.changes, project.settings, project.root)
         if denied:
             raise SecretError(
@@ -143,13 +189,32 @@ def run(args: argparse.Namespace) -> int:
                 + "\n".join(f"  - {m}" for m in missing)
             )
         if saved is None and not args.auto_approve and not _confirm():
-            output.out("Apply cancelled; nothing was written.")
-            return 1
-        new = apply_to(plan, current, lineage=str(uuid.uuid4()))
-        backend.write(new, current)
-    s = plan.summary()
-    output.out(
-        f"Apply complete! {s['create']} added, {s['update']} changed, {s['delete']} destroyed, "
-        f"{s['adopt']} adopted. State serial {new.serial} ({backend.describe()})."
-    )
-    return 0
+            if text:
+                output.out("Apply cancelled; nothing was written.")
+            return 1, _result("cancelled", plan, backend, None)
+        # One line per change as it is made, and a progress bar on a terminal for a long
+        # apply; the state is then written in one atomic step (a failure writes nothing).
+        progress = output.Progress(len(plan.changes) if text else 0, "Applying")
+
+        def made(change: Change) -> None:
+            progress.line(
+                f"{_MARKS[change.action]} {change.kind} {quote(change.id)}: {_VERBS[change.action]}"
+            )
+            progress.step()
+
+        try:
+            new = apply_to(
+                plan, current, lineage=str(uuid.uuid4()), progress=made if text else None
+            )
+            if text:
+                progress.line(f"Writing the state ({backend.describe()})...")
+            backend.write(new, current)
+        finally:
+            progress.close()
+    if text:
+        s = plan.summary()
+        output.out(
+            f"Apply complete! {s['create']} added, {s['update']} changed, {s['delete']} "
+            f"destroyed, {s['adopt']} adopted. State serial {new.serial} ({backend.describe()})."
+        )
+    return 0, _result("applied", plan, backend, new)
