@@ -78,6 +78,12 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
+def header(name: str) -> str:
+    """The editor comment of a file that we write into providers.d/ or mailboxes.d/: relative
+    to the file, it names <root>/schemas/, which `init` and the imports fill."""
+    return f"# yaml-language-server: $schema=../schemas/{name}.schema.json"
+
+
 def text(name: str) -> bytes:
     """The schema document's bytes as shipped, for writing into a user's repository."""
     return _directory().joinpath(f"{name}.schema.json").read_bytes()

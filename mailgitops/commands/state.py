@@ -268,8 +268,9 @@ def run_forget(args: argparse.Namespace) -> int:
         backend.write(new, current)
     for line in forgotten:
         output.out(f"forgot {line}: still live, no longer managed")
+    noun = "entry" if len(forgotten) == 1 else "entries"
     output.out(
-        f"Forgot {len(forgotten)} {'entry' if len(forgotten) == 1 else 'entries'}. State serial {new.serial} ({backend.describe()}). "
+        f"Forgot {len(forgotten)} {noun}. State serial {new.serial} ({backend.describe()}). "
         "Remove them from the config too, or the next plan adopts them again."
     )
     return 0
