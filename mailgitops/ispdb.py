@@ -52,6 +52,7 @@ from xml.parsers import expat
 
 import yaml
 
+from mailgitops import schema
 from mailgitops.fsutil import atomic_write
 from mailgitops.model import (
     AuthMethod,
