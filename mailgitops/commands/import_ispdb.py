@@ -59,12 +59,12 @@ def run(args: argparse.Namespace) -> int:
         report = import_ispdb(paths, root, force=args.force)
     except OSError as exc:
         raise MailgitopsError(f"cannot import into {target}: {exc.strerror or exc}") from exc
-    if report.imported:
-        schemas_for_headers(root)
     for result in report.results:
         if result.written is not None:
             output.out(f"wrote {result.written}")
         else:
             output.out(f"skipped {result.source}: {result.reason}")
+    if report.imported:
+        schemas_for_headers(root)
     output.out(f"Imported {report.imported} providers, skipped {report.skipped}.")
     return 1 if report.skipped else 0
