@@ -36,7 +36,8 @@ def test_one_line_per_change_then_the_summary(cli: Cli) -> None:
         '+ mailbox "alice@example.com": creating',
         '+ mailbox "bob@example.com": creating',
         f"Writing the state ({cli.state})...",
-        f"Apply complete! 3 added, 0 changed, 0 destroyed, 0 adopted. State serial 1 ({cli.state}).",
+        "Apply complete! 3 added, 0 changed, 0 destroyed, 0 adopted. "
+        f"State serial 1 ({cli.state}).",
     ]
     assert "Applying [" not in err  # no progress bar without a terminal
     tree(cli.root, {"mailboxes.d/team.yaml": "mailboxes: []\n"})
