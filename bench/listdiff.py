@@ -74,7 +74,6 @@ def main() -> int:
         check=True,
         capture_output=True,
     )
-    (root / "mailgitops.yaml").touch()  # a config root for trees that refuse others
     state = root / "live.json"
     baseline = export(args.baseline)
     times: dict[str, list[float]] = {"baseline": [], "this tree": [], "this tree, lists": []}
