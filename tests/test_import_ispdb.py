@@ -409,3 +409,97 @@ def test_missing_path_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert out == ""
     assert "nope.xml" in err
     assert list((tmp_path / "providers.d").iterdir()) == []  # nothing imported before the check
+
+
+# --- issue 16: old authentication names, names without .xml, domain collisions -------------
+
+
+def test_old_authentication_names_read_as_thunderbird_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Older ISPDB files say `plain` and `secure`; Thunderbird reads them as
+    password-cleartext and password-encrypted."""
+    text = (CORPUS / "126.com.xml").read_text(encoding="utf-8")
+    first, second = text.split("<authentication>password-cleartext</authentication>", 2)[:2]
+    rest = text.split("<authentication>password-cleartext</authentication>", 2)[2]
+    old = (
+        first
+        + "<authentication>plain</authentication>"
+        + second
+        + "<authentication>secure</authentication>"
+        + rest
+    )
+    assert "password-cleartext" not in old
+    source = tmp_path / "in" / "126.com.xml"
+    source.parent.mkdir()
+    source.write_text(old, encoding="utf-8")
+    code, out, _ = run(capsys, str(source), "-C", str(tmp_path))
+    assert code == 0, out
+    doc = load(tmp_path, "126.com")
+    assert doc.get("auth", {"method": "basic"})["method"] == "basic"
+
+
+def test_a_file_named_without_xml_keeps_its_whole_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in" / "126.com"  # as served by the autoconfig URL
+    source.parent.mkdir()
+    shutil.copy(CORPUS / "126.com.xml", source)
+    code, out, _ = run(capsys, str(source), "-C", str(tmp_path))
+    assert code == 0, out
+    assert "wrote providers.d/126.com.yaml" in out.splitlines()
+    assert load(tmp_path, "126.com")["name"] == "126.com"
+
+
+def test_domain_collisions_are_checked_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in"
+    copy_corpus_file("googlemail.com.xml", src)
+    copy_corpus_file("me.com.xml", src)
+    # A second file that claims gmail.com too: which one is right is the user's call.
+    (src / "gmail-clone.xml").write_text(
+        (CORPUS / "126.com.xml")
+        .read_text(encoding="utf-8")
+        .replace("<domain>126.com</domain>", "<domain>GMAIL.com</domain>"),
+        encoding="utf-8",
+    )
+    root = tmp_path / "repo"
+    code, out, _ = run(capsys, str(src), "-C", str(root))
+    assert code == 1
+    lines = report_lines(out)
+    assert lines["googlemail.com.xml"] == (
+        "skipped googlemail.com.xml: domain gmail.com is also claimed by gmail-clone.xml"
+    )
+    assert lines["gmail-clone.xml"] == (
+        "skipped gmail-clone.xml: domain gmail.com is also claimed by googlemail.com.xml"
+    )
+    assert lines["me.com.xml"] == "wrote providers.d/me.com.yaml"
+    assert sorted(p.name for p in (root / "providers.d").iterdir()) == ["me.com.yaml"]
+    assert main(["validate", "-C", str(root)]) == 0
+    capsys.readouterr()
+
+
+def test_a_domain_an_existing_provider_serves_is_not_imported_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = "name: mine\ndomains: [Gmail.com]\nimap: {host: imap.x.org}\nsmtp: {host: smtp.x.org}\n"
+    (tmp_path / "providers.d").mkdir()
+    (tmp_path / "providers.d" / "mine.yaml").write_text(mine, encoding="utf-8")
+    source = copy_corpus_file("googlemail.com.xml", tmp_path / "in")
+    for extra in ((), ("--force",)):
+        code, out, _ = run(capsys, str(source), "-C", str(tmp_path), *extra)
+        assert code == 1
+        assert out.splitlines()[0] == (
+            "skipped googlemail.com.xml: domain gmail.com is already served by "
+            "providers.d/mine.yaml"
+        )
+    assert sorted(p.name for p in (tmp_path / "providers.d").iterdir()) == ["mine.yaml"]
+    # --force replaces a provider's own file, whose domains then count no more.
+    (tmp_path / "providers.d" / "mine.yaml").rename(
+        tmp_path / "providers.d" / "googlemail.com.yaml"
+    )
+    code, out, _ = run(capsys, str(source), "-C", str(tmp_path), "--force")
+    assert code == 0, out
+    assert main(["validate", "-C", str(tmp_path)]) == 0
+    capsys.readouterr()
