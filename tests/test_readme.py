@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, python_env
 
 
 def quick_start() -> str:
@@ -23,10 +23,15 @@ def quick_start() -> str:
 def test_the_quick_start_works_as_written(tmp_path: Path) -> None:
     script = quick_start()
     assert script.startswith("mailgitops init")
-    bindir = Path(sys.executable).parent
-    assert (bindir / "mailgitops").exists(), "the package must be installed (pip install .)"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PATH=f"{bindir}{os.pathsep}{env['PATH']}", NO_COLOR="1")
+    # `mailgitops` on PATH is this checkout, run by this interpreter (wherever pip put the
+    # console script of an installed copy).
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shim = bindir / "mailgitops"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mailgitops "$@"\n')
+    shim.chmod(0o755)
+    env = python_env()
+    env["PATH"] = f"{bindir}{os.pathsep}{env['PATH']}"
     proc = subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
         cwd=tmp_path,
