@@ -259,21 +259,40 @@ ELEMENT_LISTS: dict[tuple[str, ...], bool] = {
 }
 
 
+def _as_set(values: list[Any]) -> _Set | None:
+    """An unordered list as a mapping from each element to itself, so that deepdiff compares
+    it key by key, in linear time; or None when an element is not a plain value (an entry made
+    outside mailgitops may hold anything), and then the list is compared whole. (deepdiff's
+    own ignore_order pairs up changed elements by similarity, which takes minutes on a few
+    thousand domains: a pull request must not be able to stall the plan.)"""
+    if not all(isinstance(v, str) for v in values):
+        return None
+    return _Set((_SetElement(v), v) for v in values)
+
+
+class _Set(dict[Any, Any]):
+    """An unordered list made a mapping for deepdiff (`_as_set`)."""
+
+
 def _by_user(shares: list[Any]) -> dict[str, Any] | None:
-    """`shared_with` keyed by user, or None when it is not a list of distinct users (an entry
-    made outside mailgitops may hold anything): then it is compared whole."""
+    """`shared_with` keyed by user, its rights as a set; or None when it is not a list of
+    distinct users with lists of rights (then it is compared whole)."""
     out: dict[str, Any] = {}
     for share in shares:
         if not isinstance(share, dict) or not isinstance(share.get("user"), str):
             return None
         if share["user"] in out:
             return None
-        out[share["user"]] = share
+        rights = share.get("rights")
+        keyed = _as_set(rights) if isinstance(rights, list) else None
+        out[share["user"]] = {**share, "rights": keyed} if keyed is not None else share
     return out
 
 
 @dataclass(frozen=True)
 class _SetElement:
+    """An element of an unordered list, as a key: shown as `["value"]` in a path."""
+
     value: Any
 
 
@@ -307,36 +326,39 @@ def _sort_key(parts: list[Any]) -> tuple[tuple[int, int, str], ...]:
     )
 
 
+def _plain(value: Any) -> Any:
+    """A value for the plan: the sets made for deepdiff turned back into lists."""
+    if isinstance(value, _Set):
+        return list(value.values())
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def _list_diff(path: tuple[str, ...], before: list[Any], after: list[Any]) -> list[AttrChange]:
     from deepdiff import DeepDiff
     from deepdiff.helper import notpresent
 
-    ordered = ELEMENT_LISTS[path]
-    left: Any = before
-    right: Any = after
     keyed = path == ("shared_with",)
-    if keyed:
+    left: Any
+    right: Any
+    if ELEMENT_LISTS[path]:
+        left, right = before, after  # ordered: deepdiff aligns the sequences (difflib)
+    elif keyed:
         left, right = _by_user(before), _by_user(after)
-        if left is None or right is None:
-            return []
-    found = DeepDiff(left, right, ignore_order=not ordered, view="tree")
+    else:
+        left, right = _as_set(before), _as_set(after)
+    if left is None or right is None:
+        return []
+    found = DeepDiff(left, right, view="tree")
     out: list[tuple[tuple[Any, ...], AttrChange]] = []
     for levels in found.values():
         for level in levels:
             parts: list[Any] = list(level.path(output_format="list"))
-            old = None if level.t1 is notpresent else level.t1
-            new = None if level.t2 is notpresent else level.t2
-            pairs: list[tuple[Any, Any]] = [(old, new)]
-            if not ordered and parts and isinstance(parts[-1], int):
-                # An element of a set: named by its value, never by a position that means
-                # nothing; a "changed" element is one removed and another added.
-                pairs = [(old, None), (None, new)] if old is not None and new is not None else pairs
-            for o, n in pairs:
-                named = list(parts)
-                if not ordered and named and isinstance(named[-1], int):
-                    named[-1] = _SetElement(o if o is not None else n)
-                text = _element_path(_dotted(list(path)), named, keyed)
-                out.append((_sort_key(named), AttrChange(text, o, n)))
+            old = None if level.t1 is notpresent else _plain(level.t1)
+            new = None if level.t2 is notpresent else _plain(level.t2)
+            text = _element_path(_dotted(list(path)), parts, keyed)
+            out.append((_sort_key(parts), AttrChange(text, old, new)))
     out.sort(key=lambda pair: pair[0])
     return [change for _key, change in out]
 

@@ -110,10 +110,9 @@ def _result(
     outcome: str, plan: Plan | None, backend: StateBackend | None, new: State | None
 ) -> dict[str, Any]:
     """apply's result as one JSON document (`--format json`, schemas/apply.schema.json)."""
-    changes = plan.changes if plan is not None and outcome == "applied" else ()
-    summary = {"create": 0, "update": 0, "delete": 0, "adopt": 0}
-    for change in changes:
-        summary[change.action] += 1
+    applied = plan if plan is not None and outcome == "applied" else None
+    changes = applied.changes if applied is not None else ()
+    summary = applied.summary() if applied is not None else dict.fromkeys(_VERBS, 0)
     return {
         "format_version": 1,
         "result": outcome,
