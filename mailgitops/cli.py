@@ -28,6 +28,9 @@ COMMANDS = {
     "import-ispdb": "import_ispdb",
     "state": "state",
     "check": "check",
+    "init": "init",
+    "schemas": "schemas",
+    "completion": "completion",
 }
 
 

@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.errors import UsageError
+from mailgitops.errors import NotConfigRoot, UsageError
 
 try:  # the C parser is several times faster; fall back where libyaml is missing
     from yaml import CSafeLoader as _BaseLoader
@@ -40,6 +40,7 @@ _DEEP_HINT = re.compile(rf"^[ \t?:-]{{{MAX_DEPTH},}}", re.MULTILINE)
 PROVIDERS_DIR = "providers.d"
 MAILBOXES_DIR = "mailboxes.d"
 SETTINGS_FILE = "mailgitops.yaml"
+ROOT_MARKERS = (PROVIDERS_DIR, MAILBOXES_DIR, SETTINGS_FILE)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -576,11 +577,24 @@ def _listing(root: Path, folder: str, notices: list[Diagnostic]) -> list[str]:
     return names
 
 
+def is_config_root(root: Path) -> bool:
+    return any(os.path.lexists(root / name) for name in ROOT_MARKERS)
+
+
 def check_root(root: Path) -> None:
+    """Refuse what is not a config root (SPEC §8): a directory with none of providers.d/,
+    mailboxes.d/ and mailgitops.yaml is a wrong `-C` or the wrong working directory (inside
+    mailboxes.d/, say). Planning it as an empty config would destroy everything managed."""
     if not root.exists():
         raise UsageError(f"config root {root} does not exist")
     if not root.is_dir():
         raise UsageError(f"config root {root} is not a directory")
+    if not is_config_root(root):
+        raise NotConfigRoot(
+            f"{root} is not a mailgitops config root: it has none of {PROVIDERS_DIR}/, "
+            f"{MAILBOXES_DIR}/ and {SETTINGS_FILE}. Run the command in the config repository "
+            "(or pass -C DIR), or make one with `mailgitops init`."
+        )
 
 
 def config_files(root: Path) -> list[str]:

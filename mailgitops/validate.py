@@ -137,7 +137,7 @@ class CheckedConfig:
 
     @property
     def ok(self) -> bool:
-        return not self.findings.errors
+        return not any(d.severity == "error" for d in self.findings.items)
 
 
 def check_config(root: Path, cache: Cache | None = None) -> CheckedConfig:

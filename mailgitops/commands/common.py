@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from mailgitops import output
 
 
 def add_root_argument(parser: argparse.ArgumentParser) -> None:
@@ -93,3 +96,19 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
         help="also trust the CA certificates in this PEM file (a private CA), besides the "
         "system trust store ($SSL_CERT_FILE and $SSL_CERT_DIR are honoured too)",
     )
+
+
+def schemas_for_headers(root: Path) -> None:
+    """The files that import and import-ispdb write start with
+    `# yaml-language-server: $schema=../schemas/…`: write the schemas into <root>/schemas/
+    where missing (never replacing one), so that the header resolves in the user's
+    repository too."""
+    from mailgitops import schema
+
+    try:
+        written = [p for p, new in schema.export(root / "schemas", overwrite=False) if new]
+    except OSError as exc:
+        output.warn(f"could not write the schemas into {root / 'schemas'}: {exc.strerror}")
+        return
+    for path in written:
+        output.out(f"wrote {path.relative_to(root)}")

@@ -158,7 +158,12 @@ def attribute_lines(change: Change) -> list[AttrLine]:
     lines: list[AttrLine] = []
     for d in change.diff:
         sensitive = d.sensitive or _is_sensitive(d.path, d.before, d.after)
-        if sensitive or not (_expandable(d.path, d.before) or _expandable(d.path, d.after)):
+        element = d.path.endswith("]")  # a list element (plan.attribute_diff): one line
+        if (
+            sensitive
+            or element
+            or not (_expandable(d.path, d.before) or _expandable(d.path, d.after))
+        ):
             lines.append(_leaf(d.path, d.before, d.after, sensitive))
             continue
         # A whole section added or removed (an adopted entry without `imap`, say): one line
