@@ -27,6 +27,7 @@ COMMANDS = {
     "import": "import_live",
     "import-ispdb": "import_ispdb",
     "state": "state",
+    "render": "render",
 }
 
 
