@@ -575,7 +575,9 @@ def _listing(root: Path, folder: str, notices: list[Diagnostic]) -> list[str]:
             names.append(f"{folder}/{name}")
         else:
             notices.append(
-                Diagnostic(f"{folder}/{name}", 1, 1, "warning", f"ignored: {reason}", "ignored-file")
+                Diagnostic(
+                    f"{folder}/{name}", 1, 1, "warning", f"ignored: {reason}", "ignored-file"
+                )
             )
     return names
 
@@ -615,7 +617,11 @@ def load_tree(root: Path, cache: Cache | None = None) -> Tree:
         return read(root, rel, cache)
 
     return Tree(
-        root, settings, [one(rel) for rel in provider_files], [one(rel) for rel in mailbox_files], notices
+        root,
+        settings,
+        [one(rel) for rel in provider_files],
+        [one(rel) for rel in mailbox_files],
+        notices,
     )
 
 

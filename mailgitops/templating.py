@@ -344,7 +344,9 @@ class _Environment(ImmutableSandboxedEnvironment):
         budget.check()
         for value in (*args, *kwargs.values()):
             _check_int(value)
-        owner = getattr(__obj, "__self__", None)
+        # str.format comes wrapped by the sandbox (its own formatter), the str it is bound to
+        # one level down
+        owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
         method = getattr(__obj, "__name__", "")
         if isinstance(owner, str):
             if method == "join" and args:
@@ -577,6 +579,7 @@ _RULES: tuple[tuple[type[BaseException], str], ...] = (
     (MemoryError, "template-limit"),
 )
 _QUOTED = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)'")
+_TAG = re.compile(r"\{[{%].*?(?:[}%]\}|$)")
 
 
 def render_source(root: Path, relpath: str, source: str, inputs: Inputs) -> Rendered:
@@ -608,7 +611,9 @@ def _compile(env: _Environment, source: str, relpath: str) -> Any:
     return env.template_class.from_code(env, code, env.make_globals(None), None)
 
 
-def _diagnose(exc: BaseException, relpath: str, files: dict[str, str], loader: _Loader) -> Diagnostic:
+def _diagnose(
+    exc: BaseException, relpath: str, files: dict[str, str], loader: _Loader
+) -> Diagnostic:
     rule = next((r for kind, r in _RULES if isinstance(exc, kind)), "template-error")
     file, line = relpath, 1
     if isinstance(exc, TemplateSyntaxError):
@@ -646,10 +651,13 @@ def _column(
     if not 0 < line <= len(lines):
         return 1
     text = lines[line - 1]
+    # a name inside {{ … }} or {% … %} first: `owner: {{ owner }}` means the second one
+    spans = [(m.start(), m.end()) for m in _TAG.finditer(text)] + [(0, len(text))]
     for name in reversed(_QUOTED.findall(str(exc))):
-        match = re.search(rf"\b{re.escape(name)}\b", text)
-        if match:
-            return match.start() + 1
+        for start, end in spans:
+            match = re.compile(rf"\b{re.escape(name)}\b").search(text, start, end)
+            if match:
+                return match.start() + 1
     indent = len(text) - len(text.lstrip())
     return indent + 1
 
