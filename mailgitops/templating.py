@@ -229,6 +229,7 @@ class _Environment(ImmutableSandboxedEnvironment):
         for name in _DROPPED_FILTERS:
             self.filters.pop(name, None)
         self.filters = {name: self._bounded_filter(f) for name, f in self.filters.items()}
+        self.filters["yaml"] = self._bounded_filter(to_yaml)
         self.filters["__mgo_loop"] = self._loop
         self.filters["__mgo_concat"] = self._concat_values
         self.concat = self._join_buffer  # type: ignore[method-assign]
@@ -368,6 +369,18 @@ class _Environment(ImmutableSandboxedEnvironment):
             if nested:
                 budget.depth -= 1
         return budget.produce(result)
+
+
+_UNSAFE_IN_YAML = re.compile(r"[^\t\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029\ufeff]")
+
+
+def to_yaml(value: Any) -> str:
+    """The `yaml` filter: a value as a YAML flow scalar or collection that reads back as the
+    same value, whatever it holds (quotes, `: `, `#`, a leading `*` or `!`, newlines): JSON,
+    which is YAML, with non-ASCII text kept readable and every character YAML would not keep
+    as it is escaped."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _UNSAFE_IN_YAML.sub(lambda m: "\\u%04x" % ord(m.group()), text)
 
 
 def _is_context(value: Any) -> bool:
@@ -586,13 +599,15 @@ def render_source(root: Path, relpath: str, source: str, inputs: Inputs) -> Rend
     """Render one template's text. Never raises for bad input."""
     loader = _Loader(root)
     env = _Environment(loader)
+    # globals, not render arguments: an imported template sees them too
+    env.globals.update(inputs.variables)
     files = {relpath: source}
     try:
         template = _compile(env, source, relpath)
         out: list[str] = []
         size = 0
         budget = env.budget
-        for chunk in template.generate(inputs.variables):
+        for chunk in template.generate():
             size += len(chunk)
             if size > MAX_OUTPUT_BYTES:
                 raise TemplateLimit(
