@@ -80,13 +80,17 @@ class _Budget:
     iterations: int = 0
     depth: int = 0
     produced: int = 0  # bytes returned by calls and operators, all together
+    checks: int = 0
 
     def check(self) -> None:
         if time.monotonic() > self.deadline:
             raise TemplateLimit(
                 f"the render took longer than {TIME_BUDGET_SECONDS:g} s (a loop bomb?)"
             )
-        if self.rss_start is not None:
+        self.checks += 1
+        # /proc is read every few checks only: each call and filter checks, and a roster of
+        # 10,000 makes tens of thousands of them
+        if self.rss_start is not None and self.checks % _CHECK_EVERY == 0:
             rss = _rss()
             if rss is not None and rss - self.rss_start > MEMORY_BUDGET_BYTES:
                 raise TemplateLimit(
@@ -101,7 +105,7 @@ class _Budget:
                 "(a loop bomb?)"
             )
         if self.iterations % _CHECK_EVERY == 0:
-            self.check()
+            self.check()  # the memory every _CHECK_EVERY ** 2 iterations
 
     def produce(self, value: Any) -> Any:
         size = _size(value)
