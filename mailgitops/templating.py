@@ -344,7 +344,7 @@ class _Environment(ImmutableSandboxedEnvironment):
             raise TemplateLimit("`+` would make a value larger than the limit")
         return self.budget.produce(super().call_binop(context, operator, left, right))
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = __self.budget
         budget.check()
         for value in (*args, *kwargs.values()):
@@ -375,7 +375,9 @@ class _Environment(ImmutableSandboxedEnvironment):
         return budget.produce(result)
 
 
-_UNSAFE_IN_YAML = re.compile(r"[^\t\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029\ufeff]")
+_UNSAFE_IN_YAML = re.compile(
+    r"[^\t\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029\ufeff]"
+)
 
 
 def to_yaml(value: Any) -> str:
@@ -384,7 +386,7 @@ def to_yaml(value: Any) -> str:
     which is YAML, with non-ASCII text kept readable and every character YAML would not keep
     as it is escaped."""
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return _UNSAFE_IN_YAML.sub(lambda m: "\\u%04x" % ord(m.group()), text)
+    return _UNSAFE_IN_YAML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _is_context(value: Any) -> bool:
@@ -392,9 +394,13 @@ def _is_context(value: Any) -> bool:
 
 
 def _check_power(left: Any, right: Any) -> None:
-    if isinstance(left, int) and isinstance(right, int):
-        if right > 0 and max(abs(left), 2).bit_length() * right > MAX_INT_BITS:
-            raise TemplateLimit(f"`**` would make a number of more than {MAX_INT_BITS} bits")
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and right > 0
+        and max(abs(left), 2).bit_length() * right > MAX_INT_BITS
+    ):
+        raise TemplateLimit(f"`**` would make a number of more than {MAX_INT_BITS} bits")
 
 
 def _check_product(left: Any, right: Any) -> None:
