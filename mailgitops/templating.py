@@ -56,8 +56,13 @@ MAX_INT_ARGUMENT = MAX_FILE_BYTES  # a width or count beyond this can only be a 
 MAX_ITEMS = 1_000_000  # items of a list or tuple built by `*` or `+`
 MAX_INT_BITS = 4096  # `**` and `*` on integers
 MEMORY_BUDGET_BYTES = 512 * 1024 * 1024  # growth of the process while rendering
+# A template is short (the many entries come from data): a bigger one would take Jinja2 seconds
+# to compile, before any bound of the render can look.
+MAX_TEMPLATE_BYTES = 1024 * 1024
+MAX_DATA_BYTES = MAX_FILE_BYTES  # all data files together
 _CHECK_EVERY = 64  # iterations between two looks at the clock and the memory
-_BIG_WIDTH = re.compile(r"\d{8,}|%[-#0 +]*\*")  # a format width of 8+ digits, or `%*d`
+# a format width of 8+ digits, `%*d`, or a width taken from an argument: `{0:{1}}`
+_BIG_WIDTH = re.compile(r"\d{8,}|%[-#0 +]*\*|\{[^{}]*:[^{}]*\{")
 
 
 class TemplateLimit(Exception):
@@ -160,6 +165,7 @@ class _Loader(BaseLoader):
     without `..` (symlinks are resolved, and must stay inside)."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.base = root / TEMPLATES_DIR
         self.filenames: set[str] = set()
 
@@ -177,10 +183,13 @@ class _Loader(BaseLoader):
                 f"`{_printable(template)}` is not a template name inside {TEMPLATES_DIR}/: "
                 "includes and imports take a relative path without `..`"
             )
+        if isinstance(environment, _Environment):
+            environment.budget.check()  # compiling costs time too
         path = self.base.joinpath(*parts)
         try:
             real = path.resolve()
-            inside = real.is_relative_to(self.base.resolve())
+            base = self.base.resolve()
+            inside = real.is_relative_to(base) and base.is_relative_to(self.root.resolve())
         except (OSError, RuntimeError):  # a symlink loop
             inside = False
         if not inside:
@@ -191,11 +200,14 @@ class _Loader(BaseLoader):
             raise TemplateNotFound(f"{TEMPLATES_DIR}/{template}")
         try:
             with open(real, "rb") as fh:
-                raw = fh.read(MAX_FILE_BYTES + 1)
+                raw = fh.read(MAX_TEMPLATE_BYTES + 1)
         except OSError as exc:
             raise TemplateNotFound(f"{TEMPLATES_DIR}/{template}: {exc.strerror}") from None
-        if len(raw) > MAX_FILE_BYTES:
-            raise TemplateLimit(f"{TEMPLATES_DIR}/{template} is larger than {MAX_FILE_BYTES:,}")
+        if len(raw) > MAX_TEMPLATE_BYTES:
+            raise TemplateLimit(
+                f"{TEMPLATES_DIR}/{template} is larger than {MAX_TEMPLATE_BYTES:,} bytes, the "
+                "limit of a template"
+            )
         try:
             source = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -232,8 +244,8 @@ class _Environment(ImmutableSandboxedEnvironment):
         self.globals["range"] = self._range
         for name in _DROPPED_FILTERS:
             self.filters.pop(name, None)
-        self.filters = {name: self._bounded_filter(f) for name, f in self.filters.items()}
-        self.filters["yaml"] = self._bounded_filter(to_yaml)
+        self.filters = {name: self._bounded_filter(name, f) for name, f in self.filters.items()}
+        self.filters["yaml"] = self._bounded_filter("yaml", to_yaml)
         self.filters["__mgo_loop"] = self._loop
         self.filters["__mgo_concat"] = self._concat_values
         self.concat = self._join_buffer  # type: ignore[method-assign]
@@ -304,29 +316,21 @@ class _Environment(ImmutableSandboxedEnvironment):
             raise TemplateLimit(f"range() of {len(rng):,} items; the limit is {MAX_RANGE:,}")
         return rng
 
-    def _bounded_filter(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        name = getattr(func, "__name__", "")
+    def _bounded_filter(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        precheck = _FILTER_CHECKS.get(name)
 
         def bounded(*args: Any, **kwargs: Any) -> Any:
             for value in (*args, *kwargs.values()):
                 _check_int(value)
-            values = [a for a in args if not _is_context(a)]
-            if name in ("do_join", "sync_do_join") and values:
-                _check_join(
-                    list(values[0]) if isinstance(values[0], (list, tuple)) else values[0],
-                    values[1] if len(values) > 1 else kwargs.get("d", ""),
-                )
-            if name == "do_replace" and len(values) >= 3:
-                _check_replace(values[0], values[1], values[2])
-            if name == "do_format" and values:
-                _check_format(values[0])
+            if precheck is not None:
+                precheck([a for a in args if not _is_context(a)], kwargs)
             self.budget.check()
             return self.budget.produce(func(*args, **kwargs))
 
         pass_arg = getattr(func, "jinja_pass_arg", None)  # @pass_context and its kind
         if pass_arg is not None:
             bounded.jinja_pass_arg = pass_arg  # type: ignore[attr-defined]
-        bounded.__name__ = name
+        bounded.__name__ = getattr(func, "__name__", name)
         return bounded
 
     # -- the sandbox's own hooks -------------------------------------------------------------
@@ -340,8 +344,10 @@ class _Environment(ImmutableSandboxedEnvironment):
             _check_format(left)
             for value in right if isinstance(right, tuple) else (right,):
                 _check_int(value)
-        elif operator == "+" and _size(left) + _size(right) > MAX_ITEMS:
-            raise TemplateLimit("`+` would make a value larger than the limit")
+        elif operator == "+":
+            limit = MAX_OUTPUT_BYTES if isinstance(left, str) else MAX_ITEMS
+            if _size(left) + _size(right) > limit:
+                raise TemplateLimit(f"`+` would make a value larger than {limit:,}")
         return self.budget.produce(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -387,6 +393,50 @@ def to_yaml(value: Any) -> str:
     as it is escaped."""
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return _UNSAFE_IN_YAML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _join_filter(values: list[Any], kwargs: dict[str, Any]) -> None:
+    if values:
+        items = values[0]
+        _check_join(
+            list(items) if isinstance(items, (list, tuple)) else items,
+            values[1] if len(values) > 1 else kwargs.get("d", ""),
+        )
+
+
+def _replace_filter(values: list[Any], kwargs: dict[str, Any]) -> None:
+    if len(values) >= 3:
+        _check_replace(values[0], values[1], values[2])
+
+
+def _format_filter(values: list[Any], kwargs: dict[str, Any]) -> None:
+    if values:
+        _check_format(values[0])
+
+
+def _indent_filter(values: list[Any], kwargs: dict[str, Any]) -> None:
+    if values and isinstance(values[0], str):
+        width = values[1] if len(values) > 1 else kwargs.get("width", 4)
+        lines = values[0].count("\n") + 1
+        if isinstance(width, int) and lines * width + len(values[0]) > MAX_OUTPUT_BYTES:
+            raise TemplateLimit("this indent would give more than the output limit")
+
+
+def _slice_filter(values: list[Any], kwargs: dict[str, Any]) -> None:
+    slices = values[1] if len(values) > 1 else kwargs.get("slices")
+    if isinstance(slices, int) and slices > MAX_RANGE:
+        raise TemplateLimit(f"slice() into more than {MAX_RANGE:,} parts")
+
+
+# The filters that are one C call, or a loop of them, whose result can be far larger than
+# their arguments: estimated before they run.
+_FILTER_CHECKS: dict[str, Callable[[list[Any], dict[str, Any]], None]] = {
+    "join": _join_filter,
+    "replace": _replace_filter,
+    "format": _format_filter,
+    "indent": _indent_filter,
+    "slice": _slice_filter,
+}
 
 
 def _is_context(value: Any) -> bool:
@@ -454,6 +504,14 @@ def _data_files(root: Path, problems: list[Diagnostic]) -> list[tuple[str, str, 
         return []
     found: list[tuple[str, str, bytes]] = []
     base = directory.resolve()
+    if not base.is_relative_to(root.resolve()):
+        problems.append(
+            Diagnostic(
+                DATA_DIR, 1, 1, "error", "resolves outside the config root (a symlink?)", "io"
+            )
+        )
+        return found
+    total = 0
     for name in sorted(os.listdir(directory)):
         if name.startswith(".") or _is_readme(name):
             continue
@@ -483,6 +541,19 @@ def _data_files(root: Path, problems: list[Diagnostic]) -> list[tuple[str, str, 
         except OSError as exc:
             problems.append(Diagnostic(rel, 1, 1, "error", f"cannot read: {exc.strerror}", "io"))
             continue
+        total += len(raw)
+        if total > MAX_DATA_BYTES:
+            problems.append(
+                Diagnostic(
+                    rel,
+                    1,
+                    1,
+                    "error",
+                    f"the data files hold more than {MAX_DATA_BYTES:,} bytes in all, the limit",
+                    "file-too-large",
+                )
+            )
+            break
         found.append((rel, name[: -len(suffix)], raw))
     return found
 
@@ -543,34 +614,34 @@ def template_inputs(root: Path, settings: Document | None) -> Inputs:
         if doc.data is not None and not doc.problems:
             data[stem] = _plain(doc.data)
     variables["data"] = data
-    digest.update(b"\0templates\0")
-    for part in shared_templates(root):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
+    digest.update(b"\0templates\0" + shared_templates_digest(root))
     return Inputs(variables, problems, digest.digest())
 
 
-def shared_templates(root: Path) -> list[bytes]:
-    """Names and bytes of every file under <root>/templates/ (a symlink by its target's name,
-    never followed: the loader refuses one that leads outside)."""
+def shared_templates_digest(root: Path) -> bytes:
+    """A digest of the names and bytes of every file under <root>/templates/ (a symlink by
+    its target's name, never followed: the loader refuses one that leads outside)."""
+    digest = hashlib.sha256()
     base = root / TEMPLATES_DIR
-    parts: list[bytes] = []
     if not base.is_dir():
-        return parts
+        return digest.digest()
     for dirpath, dirnames, filenames in os.walk(base):
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            parts.append(str(path.relative_to(root)).encode())
+            parts = [str(path.relative_to(root)).encode()]
             try:
                 if path.is_symlink():
                     parts.append(os.readlink(path).encode())
                 else:
                     with open(path, "rb") as fh:
-                        parts.append(fh.read(MAX_FILE_BYTES + 1))
+                        parts.append(fh.read(MAX_TEMPLATE_BYTES + 1))
             except OSError:
                 parts.append(b"\0unreadable")
-    return parts
+            for part in parts:
+                digest.update(len(part).to_bytes(8, "big"))
+                digest.update(part)
+    return digest.digest()
 
 
 def input_parts(root: Path) -> list[bytes]:
@@ -579,8 +650,7 @@ def input_parts(root: Path) -> list[bytes]:
     parts: list[bytes] = []
     for rel, _stem, raw in _data_files(root, []):
         parts += [rel.encode(), raw]
-    parts.append(b"\0templates")
-    return parts + shared_templates(root)
+    return [*parts, b"\0templates", shared_templates_digest(root)]
 
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -692,7 +762,7 @@ def read_template(root: Path, relpath: str, cache: Cache | None, inputs: Inputs)
     YAML file's, named by the template, at the lines of the rendered text."""
     try:
         with open(root / relpath, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+            raw = fh.read(MAX_TEMPLATE_BYTES + 1)
     except OSError as exc:
         doc = Document(relpath, None)
         doc.problem(1, 1, f"cannot read: {exc.strerror}", "io")
@@ -716,8 +786,8 @@ def read_template(root: Path, relpath: str, cache: Cache | None, inputs: Inputs)
 
 
 def render_file(root: Path, relpath: str, raw: bytes, inputs: Inputs) -> Rendered:
-    if len(raw) > MAX_FILE_BYTES:
-        message = f"file is {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}"
+    if len(raw) > MAX_TEMPLATE_BYTES:
+        message = f"the template is larger than {MAX_TEMPLATE_BYTES:,} bytes, the limit"
         return Rendered(None, [Diagnostic(relpath, 1, 1, "error", message, "file-too-large")])
     try:
         source = raw.decode("utf-8-sig")

@@ -5,6 +5,7 @@ entries in plan/apply/rules, the cache, and `mailgitops render`."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -345,6 +346,16 @@ def test_a_symlink_in_templates_that_leads_outside_is_refused(
     _only_template(root, "mailboxes: []\n{% include 'dir/outside.j2' %}\n")
     code, out = _validate(root, capsys)
     assert "resolves outside templates/" in out and "hunter2" not in out
+    # templates/ itself a symlink to a folder outside
+    (root / "templates" / "dir").unlink()
+    (root / "templates" / "leak.j2").unlink()
+    (root / "templates").rename(root / "templates.real")
+    (root / "templates").symlink_to(tmp_path)
+    _only_template(root, "mailboxes: []\n{% include 'outside.j2' %}\n")
+    code, out = _validate(root, capsys)
+    assert "resolves outside templates/" in out and "hunter2" not in out
+    (root / "templates").unlink()
+    (root / "templates.real").rename(root / "templates")
     # a symlink that stays inside templates/ is fine
     (root / "templates" / "real.j2").write_text("# shared\n")
     (root / "templates" / "alias.j2").symlink_to("real.j2")
@@ -395,6 +406,16 @@ BOMBS = {
         "characters in all",
     ),
     "recursive-include": ("{% include 'self.j2' %}", "nested too deeply"),
+    "nested-format": ("{{ '{0:{1}}'.format('x', '999999999') }}", "a format with a width"),
+    "indent-lines": (
+        "{% set s = '\\n' * 1000000 %}{{ s|indent(1000) }}",
+        "this indent would give more",
+    ),
+    "slice": ("{{ [1]|slice(10000000)|list }}", "slice() into more than"),
+    "string-plus": (
+        "{% macro f(s) %}{{ f(s + s) }}{% endmacro %}{{ f('ab') }}",
+        "`+` would make a value larger",
+    ),
 }
 
 
@@ -448,6 +469,36 @@ def test_no_file_is_skipped_silently(tmp_path: Path, capsys: pytest.CaptureFixtu
         "read (rename to *.yaml.j2) [ignored-file]",
         "OK: 1 provider(s), 0 mailbox(es): 0 error(s), 4 warning(s)",
     ]
+
+
+def test_data_and_templates_outside_the_root_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "root"
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "roster.yaml").write_text("people: [{user: hunter2}]\n")
+    _config(root, 2)
+    (root / "data" / "roster.yaml").unlink()
+    (root / "data" / "roster.yaml").symlink_to(tmp_path / "secret" / "roster.yaml")
+    code, out = _validate(root, capsys)
+    assert code == 1
+    assert "data/roster.yaml:1:1: error: resolves outside data/ (a symlink?) [io]" in out
+    assert "hunter2" not in out
+    shutil.rmtree(root / "data")
+    (root / "data").symlink_to(tmp_path / "secret")
+    code, out = _validate(root, capsys)
+    assert "data:1:1: error: resolves outside the config root (a symlink?) [io]" in out
+    assert "hunter2" not in out
+
+
+def test_a_template_over_the_size_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _only_template(tmp_path, "mailboxes: []\n" + "#" * 2_000_000 + "\n")
+    code, out = _validate(tmp_path, capsys)
+    assert code == 1
+    assert out.splitlines()[0] == (
+        "mailboxes.d/bad.yaml.j2:1:1: error: the template is larger than 1,048,576 bytes, the "
+        "limit [file-too-large]"
+    )
 
 
 def test_broken_data_files_are_reported_at_their_place(
