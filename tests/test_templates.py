@@ -293,6 +293,27 @@ def test_the_deletion_rule_sees_generated_mailboxes(
     assert "corp" in err and "mailboxes.d/team.yaml.j2:5" in err
 
 
+def test_access_and_saved_plans_cover_generated_entries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEAM_PW", "x")
+    settings = "vars:\n  domain: example.com\naccess:\n  administrators: [root]\n"
+    cli = Cli(_config(tmp_path, 2, **{"mailgitops.yaml": settings}), capsys)
+    assert cli("apply", "--auto-approve", "--actor", "root")[0] == 0
+    tree(tmp_path, {"data/roster.yaml": _roster(2).replace("User 1", "Someone Else")})
+    code, _out, err = cli("plan", "--actor", "user000")
+    assert code == 1
+    assert (
+        "update mailbox `user001@example.com` (mailboxes.d/team.yaml.j2:8): needs an "
+        "administrator, a mailbox manager, or its owner `user001`"
+    ) in err
+    plan = str(tmp_path / "plan.json")
+    assert cli("plan", "--actor", "user001", "--out", plan)[0] == 0
+    assert cli("apply", plan, "--actor", "user000")[0] == 1  # access counts for who applies
+    assert cli("apply", plan, "--actor", "user001")[0] == 0
+    assert cli.live()["mailboxes"]["user001@example.com"]["sender_name"] == "Someone Else"
+
+
 # -- the sandbox and its bounds ------------------------------------------------------------------
 
 ESCAPES = {
