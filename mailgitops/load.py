@@ -484,14 +484,22 @@ def _item_marks(root: Node) -> list[tuple[int, int]]:
     return []
 
 
-def read(root: Path, relpath: str, cache: Cache | None = None) -> Document:
+def read_raw(root: Path, relpath: str, limit: int = MAX_FILE_BYTES) -> bytes | Document:
+    """A file's bytes (one more than `limit` at most, so that the size check sees it), or a
+    Document with the reason it cannot be read."""
     try:
         with open(root / relpath, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+            return fh.read(limit + 1)
     except OSError as exc:
         doc = Document(relpath, None)
         doc.problem(1, 1, f"cannot read: {exc.strerror}", "io")
         return doc
+
+
+def read(root: Path, relpath: str, cache: Cache | None = None) -> Document:
+    raw = read_raw(root, relpath)
+    if isinstance(raw, Document):
+        return raw
     return parse_cached(raw, relpath, cache)
 
 

@@ -40,7 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.load import MAX_FILE_BYTES, Document, parse, parse_cached
+from mailgitops.load import MAX_FILE_BYTES, Document, parse, parse_cached, read_raw
 
 DATA_DIR = "data"
 TEMPLATES_DIR = "templates"
@@ -295,17 +295,8 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def _join_buffer(self, parts: Iterable[str]) -> str:
         """The output of a macro, a block or `{% set %}…{% endset %}`, as it is collected."""
-        size = 0
-        collected: list[str] = []
-        for part in parts:
-            size += len(part)
-            if size > MAX_OUTPUT_BYTES:
-                raise TemplateLimit(
-                    f"a macro or block made more than the output limit of {MAX_OUTPUT_BYTES:,} "
-                    "bytes"
-                )
-            collected.append(part)
-        result: str = self.budget.produce("".join(collected))
+        text = _collect(parts, "a macro or block made more than the output limit", None)
+        result: str = self.budget.produce(text)
         return result
 
     def _range(self, *args: Any) -> range:
@@ -684,21 +675,28 @@ def render_source(root: Path, relpath: str, source: str, inputs: Inputs) -> Rend
     files = {relpath: source}
     try:
         template = _compile(env, source, relpath)
-        out: list[str] = []
-        size = 0
-        budget = env.budget
-        for chunk in template.generate():
-            size += len(chunk)
-            if size > MAX_OUTPUT_BYTES:
-                raise TemplateLimit(
-                    f"the rendered text is larger than {MAX_OUTPUT_BYTES:,} bytes (the limit of "
-                    "a YAML file)"
-                )
-            out.append(chunk)
-            budget.tick()
-        return Rendered("".join(out), [])
+        text = _collect(
+            template.generate(),
+            "the rendered text is larger than the limit of a YAML file",
+            env.budget.tick,  # a chunk is a loop's step too: the clock is looked at as it goes
+        )
+        return Rendered(text, [])
     except Exception as exc:  # every failure of a render becomes a finding, see _diagnose
         return Rendered(None, [_diagnose(exc, relpath, files, loader)])
+
+
+def _collect(parts: Iterable[str], too_big: str, tick: Callable[[], None] | None) -> str:
+    """Text made of parts, refused as soon as it passes the output limit."""
+    size = 0
+    collected: list[str] = []
+    for part in parts:
+        size += len(part)
+        if size > MAX_OUTPUT_BYTES:
+            raise TemplateLimit(f"{too_big} ({MAX_OUTPUT_BYTES:,} bytes)")
+        collected.append(part)
+        if tick is not None:
+            tick()
+    return "".join(collected)
 
 
 def _compile(env: _Environment, source: str, relpath: str) -> Any:
@@ -760,13 +758,9 @@ def _column(
 def read_template(root: Path, relpath: str, cache: Cache | None, inputs: Inputs) -> Document:
     """A template of providers.d/ or mailboxes.d/, rendered and parsed: a Document like any
     YAML file's, named by the template, at the lines of the rendered text."""
-    try:
-        with open(root / relpath, "rb") as fh:
-            raw = fh.read(MAX_TEMPLATE_BYTES + 1)
-    except OSError as exc:
-        doc = Document(relpath, None)
-        doc.problem(1, 1, f"cannot read: {exc.strerror}", "io")
-        return doc
+    raw = read_raw(root, relpath, MAX_TEMPLATE_BYTES)
+    if isinstance(raw, Document):
+        return raw
     key = None
     if cache is not None:
         # Keyed by every input of the render: the template, vars:, the data files and every
