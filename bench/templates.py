@@ -3,14 +3,17 @@ the same N mailboxes written as plain YAML (byte for byte the text the template 
 
     python bench/templates.py [--mailboxes 10000] [--runs 5]
 
-Both configs are measured in the same run, round-robin (the order alternates each round), each
+The template is measured twice, with the roster as YAML (block style) and as JSON (which
+loads several times faster). All three are measured in the same run, round-robin (the order
+rotates each round), each
 command a fresh child process: `validate` with an empty cache, and a cold `plan --no-cache`
 against a live state equal to the config (applied once, untimed). Prints the medians, min and
-max, and the ratio template/plain of the medians (target: <= 1.5x). Writes to bench/_work/."""
+max, and the ratio template/plain of the medians (aim: <= 1.5x). Writes to bench/_work/."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "_work"
@@ -57,15 +61,26 @@ mailboxes:
 """
 
 
-def _roster(n: int) -> str:
-    lines = ["people:"]
+def _people(n: int) -> list[dict[str, Any]]:
+    people: list[dict[str, Any]] = []
     for i in range(n):
-        entry = f"  - user: u{i:05d}\n    name: User Nr. {i}\n"
+        person: dict[str, Any] = {"user": f"u{i:05d}", "name": f"User Nr. {i}"}
         if i % 3 == 0:
-            entry += "    folders: [INBOX, Sent]\n"
+            person["folders"] = ["INBOX", "Sent"]
         if i % 5 == 0:
-            entry += f"    shared: [u{(i + 1) % n:05d}, u{(i + 2) % n:05d}]\n"
-        lines.append(entry.rstrip("\n"))
+            person["shared"] = [f"u{(i + 1) % n:05d}", f"u{(i + 2) % n:05d}"]
+        people.append(person)
+    return people
+
+
+def _roster_yaml(people: list[dict[str, Any]]) -> str:
+    """Block style, as a person would write it."""
+    lines = ["people:"]
+    for person in people:
+        lines.append(f"  - user: {person['user']}\n    name: {person['name']}")
+        for key in ("folders", "shared"):
+            if key in person:
+                lines.append(f"    {key}: [{', '.join(person[key])}]")
     return "\n".join(lines) + "\n"
 
 
@@ -95,20 +110,19 @@ def _mailgitops(*args: str, cache: str) -> tuple[float, subprocess.CompletedProc
     return time.perf_counter() - start, done
 
 
-def prepare(n: int) -> tuple[Path, Path, Path]:
+def prepare(n: int) -> tuple[Path, Path, Path, Path]:
     base = WORK / f"templates-{n}"
     shutil.rmtree(base, ignore_errors=True)
-    templated, plain = base / "template", base / "plain"
-    _write(
-        templated,
-        {
-            "mailgitops.yaml": "vars:\n  domain: example.com\n",
-            "providers.d/corp.yaml": PROVIDER,
-            "data/roster.yaml": _roster(n),
-            "templates/mailbox.j2": MACRO,
-            "mailboxes.d/team.yaml.j2": TEMPLATE,
-        },
-    )
+    templated, with_json, plain = base / "template", base / "template-json", base / "plain"
+    common = {
+        "mailgitops.yaml": "vars:\n  domain: example.com\n",
+        "providers.d/corp.yaml": PROVIDER,
+        "templates/mailbox.j2": MACRO,
+        "mailboxes.d/team.yaml.j2": TEMPLATE,
+    }
+    people = _people(n)
+    _write(templated, {**common, "data/roster.yaml": _roster_yaml(people)})
+    _write(with_json, {**common, "data/roster.json": json.dumps({"people": people})})
     with tempfile.TemporaryDirectory() as cache:
         _seconds, rendered = _mailgitops(
             "render", "-C", str(templated), "--no-line-numbers", cache=cache
@@ -131,7 +145,7 @@ def prepare(n: int) -> tuple[Path, Path, Path]:
         )
     if applied.returncode != 0:
         raise SystemExit(f"apply failed: {applied.stderr}")
-    return templated, plain, live
+    return templated, with_json, plain, live
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,16 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mailboxes", type=int, default=10_000, metavar="N")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
-    templated, plain, live = prepare(args.mailboxes)
+    templated, with_json, plain, live = prepare(args.mailboxes)
+    configs = {"plain": plain, "template": templated, "template-json": with_json}
     commands = {
         "validate": lambda root: ["validate", "-C", str(root)],
         "plan-cold": lambda root: ["plan", "-C", str(root), "--state", str(live), "--no-cache"],
     }
     times: dict[tuple[str, str], list[float]] = {}
     for run in range(args.runs + 1):  # the first round is a warm-up (page cache, .pyc)
-        order = [("template", templated), ("plain", plain)]
-        if run % 2:
-            order.reverse()
+        order = list(configs.items())
+        order = order[run % 3 :] + order[: run % 3]  # rotated: noise hits every config alike
         for command, argv_of in commands.items():
             for label, root in order:
                 with tempfile.TemporaryDirectory() as cache:
@@ -163,16 +177,20 @@ def main(argv: list[str] | None = None) -> int:
         f"N={args.mailboxes:,} mailboxes, {args.runs} runs (median, min-max), Python "
         f"{sys.version.split()[0]}, {os.cpu_count()} CPUs"
     )
-    print(f"{'command':<10} {'plain YAML':>22} {'template + roster':>22} {'ratio':>7}")
+    print(
+        f"{'command':<10} {'plain YAML':>22} {'template + YAML roster':>30} "
+        f"{'template + JSON roster':>30}"
+    )
     for command in commands:
+        base = statistics.median(times[(command, "plain")])
         cells = []
-        for label in ("plain", "template"):
+        for label in configs:
             values = times[(command, label)]
-            cells.append(f"{statistics.median(values):.3f}s ({min(values):.2f}-{max(values):.2f})")
-        ratio = statistics.median(times[(command, "template")]) / statistics.median(
-            times[(command, "plain")]
-        )
-        print(f"{command:<10} {cells[0]:>22} {cells[1]:>22} {ratio:>6.2f}x")
+            cell = f"{statistics.median(values):.3f}s ({min(values):.2f}-{max(values):.2f})"
+            if label != "plain":
+                cell += f" {statistics.median(values) / base:.2f}x"
+            cells.append(cell)
+        print(f"{command:<10} {cells[0]:>22} {cells[1]:>30} {cells[2]:>30}")
     return 0
 
 

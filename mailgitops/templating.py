@@ -113,6 +113,8 @@ class _Budget:
             self.check()  # the memory every _CHECK_EVERY ** 2 iterations
 
     def produce(self, value: Any) -> Any:
+        if value is None or type(value) in (bool, int, float):
+            return value
         size = _size(value)
         if size > MAX_OUTPUT_BYTES:
             raise TemplateLimit(
@@ -687,6 +689,10 @@ def render_source(root: Path, relpath: str, source: str, inputs: Inputs) -> Rend
 
 def _collect(parts: Iterable[str], too_big: str, tick: Callable[[], None] | None) -> str:
     """Text made of parts, refused as soon as it passes the output limit."""
+    if isinstance(parts, list):  # a macro's buffer: already in memory, measured in C
+        if sum(map(len, parts)) > MAX_OUTPUT_BYTES:
+            raise TemplateLimit(f"{too_big} ({MAX_OUTPUT_BYTES:,} bytes)")
+        return "".join(parts)
     size = 0
     collected: list[str] = []
     for part in parts:
