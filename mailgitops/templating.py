@@ -47,7 +47,8 @@ TEMPLATES_DIR = "templates"
 DATA_SUFFIXES = (".yaml", ".yml", ".json")
 
 # The bounds of one render. A roster of 100,000 mailboxes stays far below each of them.
-TIME_BUDGET_SECONDS = 10.0
+TIME_BUDGET_SECONDS = 10.0  # one template
+RUN_TIME_BUDGET_SECONDS = 30.0  # all templates of one run: many hostile files stay bounded too
 MAX_OUTPUT_BYTES = MAX_FILE_BYTES  # what a hand-written YAML file may be
 MAX_ITERATIONS = 2_000_000  # loop iterations of one render, all loops together
 MAX_RANGE = 100_000  # items of one range()
@@ -90,7 +91,9 @@ class _Budget:
     def check(self) -> None:
         if time.monotonic() > self.deadline:
             raise TemplateLimit(
-                f"the render took longer than {TIME_BUDGET_SECONDS:g} s (a loop bomb?)"
+                f"the render took longer than its time budget ({TIME_BUDGET_SECONDS:g} s for a "
+                f"template, {RUN_TIME_BUDGET_SECONDS:g} s for all templates of the config; a "
+                "loop bomb?)"
             )
         self.checks += 1
         # /proc is read every few checks only: each call and filter checks, and a roster of
@@ -226,7 +229,7 @@ _DROPPED_FILTERS = ("random",)  # a render is reproducible
 class _Environment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"+", "*", "**", "%", "//"})
 
-    def __init__(self, loader: _Loader) -> None:
+    def __init__(self, loader: _Loader, run_deadline: float) -> None:
         super().__init__(
             loader=loader,
             undefined=StrictUndefined,
@@ -238,7 +241,8 @@ class _Environment(ImmutableSandboxedEnvironment):
             lstrip_blocks=True,
             auto_reload=False,
         )
-        self.budget = _Budget(time.monotonic() + TIME_BUDGET_SECONDS, _rss())
+        deadline = min(time.monotonic() + TIME_BUDGET_SECONDS, run_deadline)
+        self.budget = _Budget(deadline, _rss())
         # The default globals: `range` comes back bounded; `dict` is `{}` spelled longer;
         # `lipsum` makes text of any size; `cycler`, `joiner` and `namespace` are the mutable
         # state a loop would need to build something a bound does not see.
@@ -251,9 +255,6 @@ class _Environment(ImmutableSandboxedEnvironment):
         self.filters["__mgo_loop"] = self._loop
         self.filters["__mgo_concat"] = self._concat_values
         self.concat = self._join_buffer  # type: ignore[method-assign]
-
-    def reset(self) -> None:
-        self.budget = _Budget(time.monotonic() + TIME_BUDGET_SECONDS, _rss())
 
     # -- compiled into every template ------------------------------------------------------
 
@@ -488,6 +489,7 @@ class Inputs:
     variables: dict[str, Any]
     problems: list[Diagnostic] = field(default_factory=list)
     digest: bytes = b""
+    deadline: float = field(default_factory=lambda: time.monotonic() + RUN_TIME_BUDGET_SECONDS)
 
 
 def _data_files(root: Path, problems: list[Diagnostic]) -> list[tuple[str, str, bytes]]:
@@ -671,11 +673,12 @@ _TAG = re.compile(r"\{[{%].*?(?:[}%]\}|$)")
 def render_source(root: Path, relpath: str, source: str, inputs: Inputs) -> Rendered:
     """Render one template's text. Never raises for bad input."""
     loader = _Loader(root)
-    env = _Environment(loader)
+    env = _Environment(loader, inputs.deadline)
     # globals, not render arguments: an imported template sees them too
     env.globals.update(inputs.variables)
     files = {relpath: source}
     try:
+        env.budget.check()  # the run's budget may be spent by the templates before this one
         template = _compile(env, source, relpath)
         text = _collect(
             template.generate(),
