@@ -222,7 +222,6 @@ class _Loader(BaseLoader):
         return source, filename, lambda: True
 
 
-# Filters whose arguments or results can be large; every filter is wrapped anyway.
 _DROPPED_FILTERS = ("random",)  # a render is reproducible
 
 
@@ -361,6 +360,9 @@ class _Environment(ImmutableSandboxedEnvironment):
             elif method in ("format", "format_map"):
                 _check_format(owner)
         nested = isinstance(__obj, (Macro, LoopContext))
+        if isinstance(__obj, LoopContext) and args:
+            # `loop(children)` of a recursive loop: its items are counted like a for's
+            args = (__self._loop(args[0]), *args[1:])
         if nested:
             if budget.depth >= MAX_CALL_DEPTH:
                 raise TemplateLimit(

@@ -388,12 +388,12 @@ BOMBS = {
     "range": ("{% for i in range(10**9) %}{% endfor %}", "too large for an argument"),
     "nested-loops": (
         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-        "iterations (a loop bomb?)",
+        "a loop bomb?)",  # the iteration count, or on a slow machine the clock
     ),
     "data-loops": (
         "{% for a in data.big.list %}{% for b in data.big.list %}{% for c in data.big.list %}"
         "{% endfor %}{% endfor %}{% endfor %}",
-        "iterations (a loop bomb?)",
+        "a loop bomb?)",  # the iteration count, or on a slow machine the clock
     ),
     "recursive-macro": (
         "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
@@ -433,6 +433,11 @@ BOMBS = {
         "this indent would give more",
     ),
     "slice": ("{{ [1]|slice(10000000)|list }}", "slice() into more than"),
+    "recursive-loop": (
+        "{% for x in range(100000) recursive %}{% if loop.depth < 3 %}"
+        "{{ loop(range(100000)) }}{% endif %}{% endfor %}",
+        "a loop bomb?)",  # the iteration count, or on a slow machine the clock
+    ),
     "string-plus": (
         "{% macro f(s) %}{{ f(s + s) }}{% endmacro %}{{ f('ab') }}",
         "`+` would make a value larger",
