@@ -213,8 +213,10 @@ def test_yaml_and_schema_errors_at_the_rendered_line(
     )
     code, out = _validate(_only_template(tmp_path, body), capsys)
     assert code == 1
-    assert out.splitlines()[0].startswith(
-        "mailboxes.d/bad.yaml.j2:11:5: error: unknown key `colour`"
+    first = out.splitlines()[0]
+    assert first.startswith("mailboxes.d/bad.yaml.j2:11:5: error: unknown key `colour`")
+    assert first.endswith(
+        "(line 11 of the rendered text: mailgitops render mailboxes.d/bad.yaml.j2) [unknown-key]"
     )
     code = main(["render", "-C", str(tmp_path)])
     rendered = capsys.readouterr().out.splitlines()
