@@ -59,7 +59,7 @@ MAX_INT_BITS = 4096  # `**` and `*` on integers
 MEMORY_BUDGET_BYTES = 512 * 1024 * 1024  # growth of the process while rendering
 # A template is short (the many entries come from data): a bigger one would take Jinja2 seconds
 # to compile, before any bound of the render can look.
-MAX_TEMPLATE_BYTES = 1024 * 1024
+MAX_TEMPLATE_BYTES = 256 * 1024
 MAX_DATA_BYTES = MAX_FILE_BYTES  # all data files together
 _CHECK_EVERY = 64  # iterations between two looks at the clock and the memory
 # a format width of 8+ digits, `%*d`, or a width taken from an argument: `{0:{1}}`
