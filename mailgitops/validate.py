@@ -177,8 +177,8 @@ def check_tree(tree: Tree) -> CheckedConfig:
     return checked
 
 
-# Findings about the template file itself (its bytes), before anything is rendered.
-_TEMPLATE_FILE_RULES = frozenset({"file-too-large", "encoding", "io"})
+# Findings about the template file itself (its name and bytes), before anything is rendered.
+_TEMPLATE_FILE_RULES = frozenset({"file-too-large", "encoding", "io", "ignored-file"})
 
 
 def _rendered_place(diag: Diagnostic) -> Diagnostic:
