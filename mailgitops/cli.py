@@ -31,6 +31,7 @@ COMMANDS = {
     "init": "init",
     "schemas": "schemas",
     "completion": "completion",
+    "render": "render",
 }
 
 

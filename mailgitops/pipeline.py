@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailgitops import normalize, output, rules, secrets
+from mailgitops import normalize, output, rules, secrets, templating
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import ConfigError, PlanStateMismatch, UsageError
-from mailgitops.load import SETTINGS_FILE, check_root, config_files, read
+from mailgitops.load import SETTINGS_FILE, TEMPLATE_SUFFIX, check_root, config_files, read
 from mailgitops.model import Config
 from mailgitops.plan import Desired, Plan, compute
 from mailgitops.planfile import Location, SavedPlan
@@ -106,6 +106,8 @@ class Project:
                 parts += [name.encode(), (self.root / name).read_bytes()]
         except OSError:
             return None
+        if any(name.endswith(TEMPLATE_SUFFIX) for name in names):
+            parts += templating.input_parts(self.root)  # data/ and templates/
         return self.cache.key("config", *parts)
 
 

@@ -5,6 +5,7 @@ the checks of the entries that depend on it."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ from urllib.parse import urlsplit
 
 from mailgitops import identifiers, schemacheck, secrets
 from mailgitops.cache import Cache
-from mailgitops.diagnostics import Collector
+from mailgitops.diagnostics import Collector, Diagnostic
 from mailgitops.load import (
     SETTINGS_FILE,
+    TEMPLATE_SUFFIX,
     Document,
     Tree,
     load_tree,
@@ -191,6 +193,7 @@ def check_tree(tree: Tree) -> CheckedConfig:
     _check_mailboxes(checked)
     _check_secret_policy(checked)
     _check_identifiers(checked)
+    found.items = [_rendered_place(d) for d in found.items]
     return checked
 
 
@@ -231,6 +234,23 @@ def _check_identifiers(checked: CheckedConfig) -> None:
                     "`shared_with.user`",
                     share.get("user"),
                 )
+
+
+# Findings about the template file itself (its name and bytes), before anything is rendered.
+_TEMPLATE_FILE_RULES = frozenset({"file-too-large", "encoding", "io", "ignored-file"})
+
+
+def _rendered_place(diag: Diagnostic) -> Diagnostic:
+    """A finding in the text a template rendered is at a line of that text, not of the
+    template: say so, and how to see it."""
+    if (
+        not diag.file.endswith(TEMPLATE_SUFFIX)
+        or diag.rule.startswith("template-")
+        or diag.rule in _TEMPLATE_FILE_RULES
+    ):
+        return diag
+    hint = f" (line {diag.line} of the rendered text: mailgitops render {diag.file})"
+    return dataclasses.replace(diag, message=diag.message + hint)
 
 
 def _check_settings(doc: Document, checked: CheckedConfig) -> None:

@@ -97,7 +97,7 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
         tmp_path,
     )
     assert ran.returncode == 0, ran.stderr
-    assert "Plan: 9 to add, 0 to change, 0 to destroy, 0 to adopt." in ran.stdout
+    assert "Plan: 12 to add, 0 to change, 0 to destroy, 0 to adopt." in ran.stdout
     fresh = tmp_path / "fresh"
     ran = _run([sys.executable, "-I", "-c", INIT_PROBE, str(target), str(fresh)], tmp_path)
     assert ran.returncode == 0, ran.stderr
