@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.errors import UsageError
+from mailgitops.errors import NotConfigRoot, UsageError
 
 try:  # the C parser is several times faster; fall back where libyaml is missing
     from yaml import CSafeLoader as _BaseLoader
@@ -40,6 +40,7 @@ _DEEP_HINT = re.compile(rf"^[ \t?:-]{{{MAX_DEPTH},}}", re.MULTILINE)
 PROVIDERS_DIR = "providers.d"
 MAILBOXES_DIR = "mailboxes.d"
 SETTINGS_FILE = "mailgitops.yaml"
+ROOT_MARKERS = (PROVIDERS_DIR, MAILBOXES_DIR, SETTINGS_FILE)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -499,14 +500,27 @@ def _item_marks(root: Node) -> list[tuple[int, int]]:
     return []
 
 
-def read(root: Path, relpath: str, cache: Cache | None = None) -> Document:
+def read_raw(root: Path, relpath: str, limit: int = MAX_FILE_BYTES) -> bytes | Document:
+    """A file's bytes (one more than `limit` at most, so that the size check sees it), or a
+    Document with the reason it cannot be read."""
     try:
         with open(root / relpath, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+            return fh.read(limit + 1)
     except OSError as exc:
         doc = Document(relpath, None)
         doc.problem(1, 1, f"cannot read: {exc.strerror}", "io")
         return doc
+
+
+def read(root: Path, relpath: str, cache: Cache | None = None) -> Document:
+    raw = read_raw(root, relpath)
+    if isinstance(raw, Document):
+        return raw
+    return parse_cached(raw, relpath, cache)
+
+
+def parse_cached(raw: bytes, relpath: str, cache: Cache | None) -> Document:
+    """parse(), through the cache: the bytes of a file, or the text a template rendered."""
     if cache is None:
         return parse(raw, relpath)
     # The folder decides the schema, so it is part of the key; the name is not.
@@ -551,36 +565,65 @@ class Tree:
     notices: list[Diagnostic] = field(default_factory=list)
 
 
+TEMPLATE_SUFFIX = ".yaml.j2"
+
+
+def _ignored_reason(directory: Path, name: str) -> str | None:
+    """Why a file of providers.d/ or mailboxes.d/ is not read, or None when it is. Only
+    dotfiles and READMEs are passed over without a word (SPEC §2): anything else that is not
+    read is a warning, so that a renamed or misnamed file never drops entries silently."""
+    path = directory / name
+    if name.endswith((".yaml", TEMPLATE_SUFFIX)) and path.is_file():
+        return None
+    if path.is_dir():
+        return f"a folder inside {directory.name}/ is not read (files of the folder itself are)"
+    if name.endswith(".yaml") or name.endswith(TEMPLATE_SUFFIX):
+        return "not a regular file"
+    if name.endswith(".yml"):
+        return "only *.yaml files are read (rename to .yaml)"
+    if name.endswith((".yml.j2", ".j2", ".jinja", ".jinja2")):
+        return f"only *.yaml and *{TEMPLATE_SUFFIX} files are read (rename to *{TEMPLATE_SUFFIX})"
+    return f"only *.yaml files and *{TEMPLATE_SUFFIX} templates are read"
+
+
 def _listing(root: Path, folder: str, notices: list[Diagnostic]) -> list[str]:
     directory = root / folder
     if not directory.is_dir():
         return []
     names: list[str] = []
     for name in sorted(os.listdir(directory)):
-        if name.startswith("."):
+        if name.startswith(".") or name.upper().startswith("README"):
             continue
-        if name.endswith(".yml") and (directory / name).is_file():
+        reason = _ignored_reason(directory, name)
+        if reason is None:
+            names.append(f"{folder}/{name}")
+        else:
             notices.append(
                 Diagnostic(
-                    f"{folder}/{name}",
-                    1,
-                    1,
-                    "warning",
-                    "ignored: only *.yaml files are read (rename to .yaml)",
-                    "ignored-file",
+                    f"{folder}/{name}", 1, 1, "warning", f"ignored: {reason}", "ignored-file"
                 )
             )
-            continue
-        if name.endswith(".yaml") and (directory / name).is_file():
-            names.append(f"{folder}/{name}")
     return names
 
 
+def is_config_root(root: Path) -> bool:
+    return any(os.path.lexists(root / name) for name in ROOT_MARKERS)
+
+
 def check_root(root: Path) -> None:
+    """Refuse what is not a config root (SPEC §8): a directory with none of providers.d/,
+    mailboxes.d/ and mailgitops.yaml is a wrong `-C` or the wrong working directory (inside
+    mailboxes.d/, say). Planning it as an empty config would destroy everything managed."""
     if not root.exists():
         raise UsageError(f"config root {root} does not exist")
     if not root.is_dir():
         raise UsageError(f"config root {root} is not a directory")
+    if not is_config_root(root):
+        raise NotConfigRoot(
+            f"{root} is not a mailgitops config root: it has none of {PROVIDERS_DIR}/, "
+            f"{MAILBOXES_DIR}/ and {SETTINGS_FILE}. Run the command in the config repository "
+            "(or pass -C DIR), or make one with `mailgitops init`."
+        )
 
 
 def config_files(root: Path) -> list[str]:
@@ -593,9 +636,30 @@ def load_tree(root: Path, cache: Cache | None = None) -> Tree:
     check_root(root)
     notices: list[Diagnostic] = []
     settings = read(root, SETTINGS_FILE) if (root / SETTINGS_FILE).is_file() else None
-    providers = [read(root, rel, cache) for rel in _listing(root, PROVIDERS_DIR, notices)]
-    mailboxes = [read(root, rel, cache) for rel in _listing(root, MAILBOXES_DIR, notices)]
-    return Tree(root, settings, providers, mailboxes, notices)
+    provider_files = _listing(root, PROVIDERS_DIR, notices)
+    mailbox_files = _listing(root, MAILBOXES_DIR, notices)
+    if not any(name.endswith(TEMPLATE_SUFFIX) for name in provider_files + mailbox_files):
+        providers = [read(root, rel, cache) for rel in provider_files]
+        mailboxes = [read(root, rel, cache) for rel in mailbox_files]
+        return Tree(root, settings, providers, mailboxes, notices)
+    # Imported here: templating builds on this module (parse, Document).
+    from mailgitops import templating
+
+    inputs = templating.template_inputs(root, settings)
+    notices += inputs.problems
+
+    def one(rel: str) -> Document:
+        if rel.endswith(TEMPLATE_SUFFIX):
+            return templating.read_template(root, rel, cache, inputs)
+        return read(root, rel, cache)
+
+    return Tree(
+        root,
+        settings,
+        [one(rel) for rel in provider_files],
+        [one(rel) for rel in mailbox_files],
+        notices,
+    )
 
 
 def locate(data: Any, path: Any) -> tuple[int, int]:

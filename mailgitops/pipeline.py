@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailgitops import normalize, output, rules, secrets
+from mailgitops import normalize, output, rules, secrets, templating
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import ConfigError, MailgitopsError, PlanStateMismatch, UsageError
-from mailgitops.load import SETTINGS_FILE, check_root, config_files, read
+from mailgitops.load import SETTINGS_FILE, TEMPLATE_SUFFIX, check_root, config_files, read
 from mailgitops.model import Config
 from mailgitops.plan import Desired, Plan, compute
 from mailgitops.planfile import Location, SavedPlan
@@ -36,12 +36,16 @@ class Project:
     _checked: CheckedConfig | None = None
     _settings: dict[str, Any] | None = None
     cached_clean: bool = False  # the whole config came from the cache: it had no errors
-    _desired: tuple[Desired, tuple[str, ...]] | None = None  # once built, the entries are freed
+    _desired: tuple[Desired, tuple[str, ...]] | None = None
+    # Once the desired entries are built, the parsed files are freed (findings and settings are
+    # kept); `checked` reads them again for a caller that needs them (`plan --check`).
+    _entries_freed: bool = False
 
     @property
     def checked(self) -> CheckedConfig:
-        if self._checked is None:
+        if self._checked is None or self._entries_freed:
             self._checked = check_config(self.root, self.cache)
+            self._entries_freed = False
         return self._checked
 
     def checked_findings(self) -> list[Diagnostic]:
@@ -90,11 +94,11 @@ class Project:
                     return self._desired
         config = require_config(self, state)
         if self._checked is not None:
-            # The parsed files are no longer needed (findings and settings are kept): freed
-            # before the desired entries are built and the state is read, they are not all in
-            # memory at once (a million mailboxes, docs/performance.md).
-            self._checked.providers.clear()
-            self._checked.mailboxes.clear()
+            # Freed before the desired entries are built and the state is read, the parsed
+            # files are not all in memory at once with them (a million mailboxes,
+            # docs/performance.md).
+            self._checked = dataclasses.replace(self._checked, providers=[], mailboxes=[])
+            self._entries_freed = True
         desired = Desired.of(config)
         del config
         warnings = tuple(str(d) for d in self.checked.findings.sorted() if d.severity == "warning")
@@ -123,6 +127,8 @@ class Project:
                 parts += [name.encode(), (self.root / name).read_bytes()]
         except OSError:
             return None
+        if any(name.endswith(TEMPLATE_SUFFIX) for name in names):
+            parts += templating.input_parts(self.root)  # data/ and templates/
         return self.cache.key("config", *parts)
 
 
@@ -138,7 +144,9 @@ def report_findings(diags: list[Diagnostic]) -> None:
         output.err(f"{d.file}:{d.line}:{d.col}: {sev}: {d.message} [{d.rule}]")
 
 
-def require_config(project: Project, state: State | Callable[[], State] | None = None) -> Config:
+def require_config(
+    project: Project, state: State | Callable[[], State] | None = None, done: str = "planned"
+) -> Config:
     checked = project.checked
     if not checked.ok:
         diags = checked.findings.sorted()
@@ -152,7 +160,7 @@ def require_config(project: Project, state: State | Callable[[], State] | None =
         for refusal in refusals:
             output.error(str(refusal))
         errors = len(checked.findings.errors)
-        raise ConfigError(f"the config has {errors} error(s); nothing was planned", refusals)
+        raise ConfigError(f"the config has {errors} error(s); nothing was {done}", refusals)
     return normalize.build(checked)
 
 
