@@ -93,6 +93,7 @@ class Project:
                     self._desired = desired, warnings
                     return self._desired
         config = require_config(self, state)
+        warnings = tuple(str(d) for d in self.checked.findings.sorted() if d.severity == "warning")
         if self._checked is not None:
             # Freed before the desired entries are built and the state is read, the parsed
             # files are not all in memory at once with them (a million mailboxes,
@@ -101,7 +102,6 @@ class Project:
             self._entries_freed = True
         desired = Desired.of(config)
         del config
-        warnings = tuple(str(d) for d in self.checked.findings.sorted() if d.severity == "warning")
         self._desired = desired, warnings
         if key is not None and self.cache is not None:
             self.cache.put(
