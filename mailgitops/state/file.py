@@ -96,10 +96,16 @@ class FileBackend:
         return str(self.path)
 
     def read(self) -> State:
-        on_disk = self._load()
-        raw = on_disk.raw
-        self._last_read = (on_disk.state, hashlib.sha256(raw).digest()) if raw is not None else None
-        return on_disk.state
+        raw, _status = self._read_raw()
+        if raw is None:
+            self._last_read = None
+            return State()
+        digest = hashlib.sha256(raw).digest()
+        box = [raw]
+        del raw  # _parse holds the only reference: the bytes are freed before the JSON parse
+        state = self._parse(box)
+        self._last_read = state, digest
+        return state
 
     def write(self, new: State, previous: State) -> None:
         if self._lock_fd is None:
@@ -117,7 +123,7 @@ class FileBackend:
             on_disk = _OnDisk(previous, raw, status)
         else:
             on_disk = (
-                _OnDisk(self._parse(raw), raw, status)
+                _OnDisk(self._parse([raw]), raw, status)
                 if raw is not None
                 else _OnDisk(State(), None, None)
             )
@@ -205,12 +211,6 @@ class FileBackend:
             reason = _os_reason(exc)
             raise StateError(f"cannot write the lock file {self.lock_path}: {reason}") from exc
 
-    def _load(self) -> _OnDisk:
-        raw, status = self._read_raw()
-        if raw is None:
-            return _OnDisk(State(), None, None)
-        return _OnDisk(self._parse(raw), raw, status)
-
     def _read_raw(self) -> tuple[bytes | None, os.stat_result | None]:
         """The file's bytes and status; (None, None) when it does not exist."""
         try:
@@ -234,13 +234,19 @@ class FileBackend:
             os.close(fd)
         return raw, status
 
-    def _parse(self, raw: bytes) -> State:
+    def _parse(self, box: list[bytes]) -> State:
+        """The state in the bytes `box` holds; the box is emptied, so that the bytes can be
+        freed before the JSON parse (450 MB at a million mailboxes, docs/performance.md)."""
+        raw = box.pop()
+        verdicts = self.verdicts
+        key = verdicts.key("state-valid", raw) if verdicts is not None else None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise self._refused(
                 f"it is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
             ) from None
+        del raw
         if not text.strip():
             raise self._refused("it is empty")
         try:
@@ -260,8 +266,6 @@ class FileBackend:
                 f"it has format_version {version}, and this mailgitops reads only "
                 f"format_version {FORMAT_VERSION}: use the mailgitops that wrote it"
             )
-        verdicts = self.verdicts
-        key = verdicts.key("state-valid", raw) if verdicts is not None else None
         if verdicts is not None and key is not None and verdicts.get(key) is True:
             problems: list[str] = []
         else:
