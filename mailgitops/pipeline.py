@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailgitops import normalize, output, rules, secrets, templating
+from mailgitops import normalize, output, rules, secrets
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import ConfigError, MailgitopsError, PlanStateMismatch, UsageError
@@ -128,6 +128,9 @@ class Project:
         except OSError:
             return None
         if any(name.endswith(TEMPLATE_SUFFIX) for name in names):
+            # Jinja2 is imported only for a config with templates (a warm plan imports little).
+            from mailgitops import templating
+
             parts += templating.input_parts(self.root)  # data/ and templates/
         return self.cache.key("config", *parts)
 
