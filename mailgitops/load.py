@@ -20,6 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import UsageError
+from mailgitops.model import SECRET_KEYS, is_secret_path
 
 try:  # the C parser is several times faster; fall back where libyaml is missing
     from yaml import CSafeLoader as _BaseLoader
@@ -59,6 +60,7 @@ class MarkedDict(dict[str, Any]):
     col: int = 0
     marks: dict[str, Mark]
     notes: dict[str, str] | None = None  # key -> plain scalar text that YAML 1.1 re-typed
+    hidden: set[str] | None = None  # keys whose value is (an alias of) a secret's value
 
 
 class MarkedList(list[Any]):
@@ -68,6 +70,7 @@ class MarkedList(list[Any]):
     col: int = 0
     marks: dict[int, Mark]
     notes: dict[int, str] | None = None
+    hidden: set[int] | None = None
 
 
 class _Bomb(Exception):
@@ -82,6 +85,40 @@ class _Loader(_BaseLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.problems: list[tuple[int, int, str, str]] = []  # line, col, message, rule
+        self.secret_ids: frozenset[int] = frozenset()
+
+
+def _secret_nodes(root: Node) -> frozenset[int]:
+    """The ids of every node that is, or is inside, the value of a secret key (SECRET_KEYS),
+    however it is reached: an anchor defined under `password:` and used elsewhere is still
+    the password, and so is a value used under `password:` through an alias. Each node is
+    visited once, so aliases cost nothing extra."""
+    roots: list[Node] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode) and key.value in SECRET_KEYS:
+                    roots.append(value)
+                stack.extend((key, value))
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+    secret: set[int] = set()
+    while roots:
+        node = roots.pop()
+        if id(node) in secret:
+            continue
+        secret.add(id(node))
+        if isinstance(node, MappingNode):
+            roots.extend(part for pair in node.value for part in pair)
+        elif isinstance(node, SequenceNode):
+            roots.extend(node.value)
+    return frozenset(secret)
 
 
 def _mark(node: Node) -> tuple[int, int]:
@@ -107,6 +144,9 @@ def _scalar_note(loader: _Loader, node: Node) -> str | None:
     if node.tag == _BOOL_TAG:
         return str(node.value)
     if node.tag == _INT_TAG:
+        if id(node) in loader.secret_ids:
+            # The schema refuses a number there, with a message that does not quote it.
+            return str(node.value)
         value = loader.construct_object(node)
         line, col = _mark(node)
         loader.problems.append(
@@ -127,6 +167,7 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[MarkedDict]:
     data.line, data.col = _mark(node)
     data.marks = {}
     yield data
+    secret = loader.secret_ids
     own = len(node.value)
     if any(k.tag == _MERGE_TAG for k, _ in node.value):
         own -= sum(1 for k, _ in node.value if k.tag == _MERGE_TAG)
@@ -137,7 +178,12 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[MarkedDict]:
         key = loader.construct_object(key_node, deep=False)
         kline, kcol = _mark(key_node)
         if not isinstance(key, str):
-            if isinstance(key_node, ScalarNode):
+            if isinstance(key_node, ScalarNode) and id(key_node) in secret:
+                loader.problems.append(
+                    (kline, kcol, "a key inside a secret must be a string", "yaml-key")
+                )
+                key = str(key_node.value)
+            elif isinstance(key_node, ScalarNode):
                 loader.problems.append(
                     (
                         kline,
@@ -165,6 +211,10 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[MarkedDict]:
             seen[key] = kline
         vline, vcol = _mark(value_node)
         data.marks[key] = (kline, kcol, vline, vcol)
+        if id(value_node) in secret:
+            if data.hidden is None:
+                data.hidden = set()
+            data.hidden.add(key)
         note = _scalar_note(loader, value_node)
         if note is not None:
             if data.notes is None:
@@ -181,6 +231,10 @@ def _construct_seq(loader: _Loader, node: SequenceNode) -> Iterator[MarkedList]:
     for index, child in enumerate(node.value):
         line, col = _mark(child)
         data.marks[index] = (line, col, line, col)
+        if id(child) in loader.secret_ids:
+            if data.hidden is None:
+                data.hidden = set()
+            data.hidden.add(index)
         note = _scalar_note(loader, child)
         if note is not None:
             if data.notes is None:
@@ -440,6 +494,8 @@ def _load(loader: _FastLoader | _Loader, text: str, doc: Document) -> Any:
             _check_expansion(node)
         doc.root_mark = _mark(node)
         doc.item_marks = _item_marks(node)
+        if isinstance(loader, _Loader):
+            loader.secret_ids = _secret_nodes(node)
         return loader.construct_document(node)
     except _Bomb as exc:
         doc.problem(1, 1, str(exc), "alias-bomb")
@@ -620,3 +676,21 @@ def note(data: Any, path: Any) -> str | None:
             return None
     notes = getattr(node, "notes", None)
     return notes.get(last) if notes else None
+
+
+def is_secret(data: Any, path: Any) -> bool:
+    """Whether the value at `path` inside marked data is, or is part of, a secret: under a
+    secret key, or reached through an alias of a secret's value. A message about such a value
+    never quotes it."""
+    if is_secret_path(path):
+        return True
+    node = data
+    for part in path:
+        hidden = getattr(node, "hidden", None)
+        if hidden and part in hidden:
+            return True
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return False
