@@ -4,10 +4,54 @@ only on a TTY and never when NO_COLOR is set (https://no-color.org)."""
 from __future__ import annotations
 
 import os
+import re
 import sys
+import unicodedata
 from typing import TextIO
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
+# Characters a reader cannot see, or that a terminal interprets (ESC, BEL, C1 controls such
+# as the OSC introducer, bidi overrides, zero-width characters, line separators).
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+# What may pass the last step raw: our line breaks and the colour codes paint() writes.
+_OWN = re.compile(r"\x1b\[(?:" + "|".join(_CODES.values()) + r"|0)m")
+
+
+def _escape_char(ch: str) -> str:
+    if ord(ch) > 0xFFFF:  # as a UTF-16 surrogate pair, the way JSON writes it
+        units = ch.encode("utf-16-be")
+        return "".join(f"\\u{units[i] << 8 | units[i + 1]:04x}" for i in (0, 2))
+    return f"\\u{ord(ch):04x}"
+
+
+def visible(text: str) -> str:
+    """The one escaping step for text from a config, a state or the system (key names, file
+    names, addresses, messages): every invisible or terminal-interpreted character, line
+    breaks included, is written as a `\\uXXXX` escape, so it can neither paint the terminal,
+    hide a change, nor forge a line. Inside a JSON string the escape means the same
+    character, so JSON output stays valid and exact."""
+    if text.isprintable():  # the common case, fast: no Cc/Cf/Z*/surrogates at all
+        return text
+    return "".join(
+        _escape_char(ch) if unicodedata.category(ch) in _INVISIBLE else ch for ch in text
+    )
+
+
+def _final(text: str) -> str:
+    """The last step before the terminal: whatever a caller forgot to pass through visible(),
+    nothing but our own line breaks and colour codes reaches the stream raw."""
+    return "\n".join(line if line.isprintable() else _final_line(line) for line in text.split("\n"))
+
+
+def _final_line(line: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for match in _OWN.finditer(line):
+        out.append(visible(line[pos : match.start()]))
+        out.append(match.group())
+        pos = match.end()
+    out.append(visible(line[pos:]))
+    return "".join(out)
 
 
 def use_color(stream: TextIO) -> bool:
@@ -25,12 +69,12 @@ def paint(text: str, color: str, enabled: bool) -> str:
 
 def out(text: str = "", end: str = "\n") -> None:
     """A result (validate findings, a plan, show): stdout."""
-    sys.stdout.write(text + end)
+    sys.stdout.write(_final(text + end))
 
 
 def err(text: str, end: str = "\n") -> None:
     """A message that is not the result: stderr."""
-    sys.stderr.write(text + end)
+    sys.stderr.write(_final(text + end))
 
 
 def error(message: str) -> None:

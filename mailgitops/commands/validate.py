@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _github_escape(text: str, prop: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    text = output.visible(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if prop:
         text = text.replace(":", "%3A").replace(",", "%2C")
     return text
@@ -41,7 +41,10 @@ def render_text(diags: list[Diagnostic], color: bool) -> str:
     lines = []
     for d in diags:
         sev = output.paint(d.severity, "red" if d.severity == "error" else "yellow", color)
-        lines.append(f"{d.file}:{d.line}:{d.col}: {sev}: {d.message} [{d.rule}]")
+        lines.append(
+            f"{output.visible(d.file)}:{d.line}:{d.col}: {sev}: "
+            f"{output.visible(d.message)} [{d.rule}]"
+        )
     return "\n".join(lines)
 
 
