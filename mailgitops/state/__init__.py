@@ -72,6 +72,13 @@ def _backend(kind: str, location: str, base: Path) -> StateBackend:
 def _postgres(
     dsn: str, *, password: str | None = None, workspace: str | None = None
 ) -> PostgresBackend:
+    for value in (dsn, password):
+        try:
+            (value or "").encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes in an environment variable
+            raise StateError(
+                "the PostgreSQL DSN or password is not valid UTF-8 text (it is not shown)"
+            ) from None
     # Imported here: psycopg is an optional dependency, and loading it costs every command
     # that does not use PostgreSQL.
     try:

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import os
 import pwd
+import re
 import socket
 import stat
 import time
@@ -47,7 +49,9 @@ from typing import Any
 
 from mailgitops.cache import Cache
 from mailgitops.errors import LockError, StateError
+from mailgitops.model import SECRET_KEYS
 from mailgitops.state.base import FORMAT_VERSION, LockHolder, State
+from mailgitops.state.validation import MAX_INT, is_ref
 from mailgitops.state.validation import schema_problems as _schema_problems
 
 _POLL_SECONDS = 0.05
@@ -64,6 +68,22 @@ class _OnDisk:
 
 class _DuplicateKeyError(ValueError):
     pass
+
+
+class _HugeIntError(ValueError):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    """An integer of the JSON text, refused before conversion when it cannot be one of ours:
+    Python's own limit (4,300 digits) would raise a bare ValueError, and a number that long
+    costs quadratic time to convert."""
+    if len(text.lstrip("-")) > 19:
+        raise _HugeIntError(f"the integer {text[:20]}… has {len(text)} digits")
+    value = int(text)
+    if abs(value) > MAX_INT:
+        raise _HugeIntError(f"the integer {text} is larger than 64 bits")
+    return value
 
 
 class FileBackend:
@@ -235,12 +255,18 @@ class FileBackend:
         if not text.strip():
             raise self._refused("it is empty")
         try:
-            data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+            odd: list[str] = []
+            data = json.loads(
+                text,
+                object_pairs_hook=functools.partial(_checked_object, odd),
+                parse_int=_bounded_int,
+                parse_constant=functools.partial(_odd_constant, odd),
+            )
         except json.JSONDecodeError as exc:
             raise self._refused(
                 f"it is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
-        except _DuplicateKeyError as exc:
+        except (_DuplicateKeyError, _HugeIntError) as exc:
             raise self._refused(f"it is not valid JSON: {exc}") from None
         except RecursionError:
             raise self._refused("it is nested too deeply to be a state") from None
@@ -256,7 +282,9 @@ class FileBackend:
         if verdicts is not None and key is not None and verdicts.get(key) is True:
             problems: list[str] = []
         else:
-            problems = _schema_problems(data)
+            # The exact walk over every value only when parsing saw something odd: a lone
+            # surrogate escape, NaN or infinity, a secret key holding a value.
+            problems = _schema_problems(data, check_values=bool(odd or _SURROGATE.search(text)))
             if not problems and verdicts is not None and key is not None:
                 verdicts.put(key, True)
         if problems:
@@ -346,6 +374,21 @@ class FileBackend:
 
     def _sibling(self, suffix: str) -> Path:
         return self._target.with_name(self._target.name + suffix)
+
+
+_SURROGATE = re.compile(r"\\u[dD][89abAB]")
+
+
+def _odd_constant(odd: list[str], name: str) -> float:
+    odd.append(name)
+    return float(name)
+
+
+def _checked_object(odd: list[str], pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    for key, value in pairs:
+        if key in SECRET_KEYS and value is not None and not is_ref(value):
+            odd.append(key)
+    return _reject_duplicate_keys(pairs)
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
