@@ -10,7 +10,6 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from mailgitops import schemacheck, secrets
 from mailgitops.cache import Cache
@@ -259,12 +258,9 @@ def _check_access(doc: Document, found: Collector) -> None:
 
 
 def _dsn_has_password(dsn: str) -> bool:
-    if "://" in dsn:
-        try:
-            return urlsplit(dsn).password is not None
-        except ValueError:
-            return False
-    return any(part.strip().lower().startswith("password=") for part in dsn.split())
+    from mailgitops.state.dsn import has_password
+
+    return has_password(dsn)
 
 
 def _collect_mailboxes(doc: Document, checked: CheckedConfig) -> None:
