@@ -15,7 +15,7 @@ from mailgitops.commands.common import (
     add_state_argument,
 )
 from mailgitops.errors import MailgitopsError
-from mailgitops.fsutil import atomic_write
+from mailgitops.fsutil import atomic_write, replace_refusal
 from mailgitops.pipeline import Project, load_project, make_plan
 
 
@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
             output.out(json.dumps(_failure(project, exc), indent=2))
         raise
     if args.out:
+        why = replace_refusal(Path(args.out), getattr(backend, "own_files", list)())
+        if why is not None:
+            raise MailgitopsError(f"refusing to write the plan to {args.out}: {why}")
         try:
             data = json.dumps(plan.to_json(), indent=2).encode() + b"\n"
             atomic_write(Path(args.out), data)

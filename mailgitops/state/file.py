@@ -112,6 +112,10 @@ class FileBackend:
     def describe(self) -> str:
         return str(self.path)
 
+    def own_files(self) -> list[Path]:
+        """The files this backend keeps: nothing else may write over them."""
+        return [self.path, self._target, self.lock_path, self.backup_path]
+
     def read(self) -> State:
         on_disk = self._load()
         self._last_read = on_disk
@@ -165,13 +169,25 @@ class FileBackend:
     def lock(self, timeout: float) -> Iterator[None]:
         if self._lock_fd is not None:
             raise RuntimeError(f"{self!r} is already locked by this process")
+        if not os.path.lexists(self.lock_path):
+            # The first lock next to this target: make sure the target is a state (or
+            # nothing) before creating a file beside it. A state path that is a link to
+            # /etc/passwd is refused here, and leaves no /etc/passwd.lock behind.
+            self._load()
         try:
             self._make_parent()
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # O_NOFOLLOW: a lock name that someone made a link cannot redirect the write of
+            # the holder record; fstat: nor can a FIFO or device take its place.
+            fd = os.open(
+                self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+            )
         except OSError as exc:
             raise StateError(
                 f"cannot open the lock file {self.lock_path}: {_os_reason(exc)}"
             ) from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StateError(f"the lock file {self.lock_path} is not a regular file")
         try:
             self._acquire(fd, timeout)
             self._lock_fd = fd
