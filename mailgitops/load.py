@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -540,13 +541,47 @@ def _item_marks(root: Node) -> list[tuple[int, int]]:
     return []
 
 
+def _outside(root: Path, relpath: str) -> bool:
+    """Whether the file resolves (symbolic links followed) outside the config root: a pull
+    request could otherwise make the tool read, and echo parts of, any file of the runner."""
+    real = Path(os.path.realpath(root / relpath))
+    return not real.is_relative_to(os.path.realpath(root))
+
+
+def _read_bytes(root: Path, relpath: str) -> bytes:
+    """A config file's bytes, from a regular file inside the root only; opened without
+    blocking (a FIFO named x.yaml must not hang validate) and checked on the open file."""
+    if _outside(root, relpath):
+        raise _Unusable(
+            "the file resolves outside the config root (a symbolic link?)", "outside-root"
+        )
+    try:
+        fd = os.open(root / relpath, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _Unusable(f"cannot read: {exc.strerror}", "io") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Unusable("not a regular file", "not-a-file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _Unusable(f"cannot read: {exc.strerror}", "io") from None
+    finally:
+        os.close(fd)
+
+
+class _Unusable(Exception):
+    def __init__(self, message: str, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
 def read(root: Path, relpath: str, cache: Cache | None = None) -> Document:
     try:
-        with open(root / relpath, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
+        raw = _read_bytes(root, relpath)
+    except _Unusable as exc:
         doc = Document(relpath, None)
-        doc.problem(1, 1, f"cannot read: {exc.strerror}", "io")
+        doc.problem(1, 1, str(exc), exc.rule)
         return doc
     if cache is None:
         return parse(raw, relpath)
@@ -617,6 +652,43 @@ def _listing(root: Path, folder: str, notices: list[Diagnostic]) -> list[str]:
     return names
 
 
+def _near_settings(name: str) -> bool:
+    """`mailgitops.yml`, `.mailgitops.yaml`, `Mailgitops.YAML`…: a settings file the tool
+    would not read, whose author may believe its access rules apply."""
+    stem, _, ext = name.lower().lstrip(".").strip().partition(".")
+    return stem == "mailgitops" and ext in ("yaml", "yml", "json") and name != SETTINGS_FILE
+
+
+def settings_problems(root: Path) -> list[Diagnostic]:
+    """Settings that cannot be dodged: a settings file under another name beside the root is
+    an error, not a file silently ignored."""
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    return [
+        Diagnostic(
+            name,
+            1,
+            1,
+            "error",
+            f"a settings file must be named {SETTINGS_FILE}: this one would be ignored, "
+            "access rules and all; rename it or remove it",
+            "settings-name",
+        )
+        for name in names
+        if _near_settings(name)
+    ]
+
+
+def settings_files(root: Path) -> list[str]:
+    """The files that make up the settings and the config, for a cache key: a near-named
+    settings file is part of it, so its appearance is never hidden by a cached result."""
+    names = [SETTINGS_FILE] if os.path.lexists(root / SETTINGS_FILE) else []
+    names += [d.file for d in settings_problems(root)]
+    return names + config_files(root)
+
+
 def check_root(root: Path) -> None:
     if not root.exists():
         raise UsageError(f"config root {root} does not exist")
@@ -632,8 +704,10 @@ def config_files(root: Path) -> list[str]:
 
 def load_tree(root: Path, cache: Cache | None = None) -> Tree:
     check_root(root)
-    notices: list[Diagnostic] = []
-    settings = read(root, SETTINGS_FILE) if (root / SETTINGS_FILE).is_file() else None
+    notices: list[Diagnostic] = settings_problems(root)
+    # Whatever is there under the name is read: a directory or FIFO named mailgitops.yaml is
+    # an error, never a config without settings.
+    settings = read(root, SETTINGS_FILE) if os.path.lexists(root / SETTINGS_FILE) else None
     providers = [read(root, rel, cache) for rel in _listing(root, PROVIDERS_DIR, notices)]
     mailboxes = [read(root, rel, cache) for rel in _listing(root, MAILBOXES_DIR, notices)]
     return Tree(root, settings, providers, mailboxes, notices)

@@ -13,7 +13,7 @@ from mailgitops import access, normalize, output, safety, secrets
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import ConfigError
-from mailgitops.load import SETTINGS_FILE, check_root, config_files, read
+from mailgitops.load import SETTINGS_FILE, check_root, read, settings_files
 from mailgitops.model import Config
 from mailgitops.plan import Desired, Plan, Refusal, compute
 from mailgitops.state import open_backend
@@ -98,8 +98,7 @@ class Project:
             return None
         check_root(self.root)
         parts: list[bytes] = []
-        names = [SETTINGS_FILE] if (self.root / SETTINGS_FILE).is_file() else []
-        names += config_files(self.root)
+        names = settings_files(self.root)
         try:
             for name in names:
                 parts += [name.encode(), (self.root / name).read_bytes()]
