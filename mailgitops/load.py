@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,20 @@ MAX_EXPANSION_FACTOR = 20
 MAX_DEPTH = 100
 _BRACKETS = re.compile(r"[\[\]{}]")
 _DEEP_HINT = re.compile(rf"^[ \t?:-]{{{MAX_DEPTH},}}", re.MULTILINE)
+
+# The parse budget (docs/reliability.md). PyYAML's composer holds every node of a file at
+# once, at about 700 bytes each: 10 MB of `[1,1,1,…]` is 5 million nodes, 3.6 GB and 40 s.
+# The nodes a file would have are estimated before composing, from the characters that
+# separate them (C-speed str.count, about as many as the nodes in real configs), and refused
+# when a file is denser than any config or past the per-file or per-run limit. A generated
+# config with 100,000 mailboxes is about 1.4 million nodes over 14 MB.
+MAX_FILE_NODES = 200_000
+MAX_RUN_NODES = 3_000_000
+# Once a run has this many errors, the files not yet read are not parsed: a few hostile files
+# cost one file's work, not each their own.
+MAX_RUN_ERRORS = 1_000
+BYTES_PER_NODE = 5  # a real config has about 10 bytes per node; `1,` has 2
+_SEPARATORS = (",", ":", "\n", "-", "[", "{", "?")
 
 PROVIDERS_DIR = "providers.d"
 MAILBOXES_DIR = "mailboxes.d"
@@ -370,6 +384,7 @@ class Document:
     root_mark: tuple[int, int] = (1, 1)
     item_marks: list[tuple[int, int]] = field(default_factory=list)
     cache_key: str | None = None
+    schema: list[Diagnostic] | None = None  # the schema check's findings, once it ran
     clean: bool = False  # from the cache: loaded and schema-valid before, with these bytes
     _marked: Any = None
 
@@ -438,8 +453,48 @@ def _position(raw: bytes, offset: int) -> tuple[int, int]:
     return line, col
 
 
-def parse(raw: bytes, relpath: str) -> Document:
-    """Parse one YAML file's bytes. Never raises for bad input: problems go into the Document."""
+class ParseBudget:
+    """What one run may spend on parsing, across all its files: estimated YAML nodes."""
+
+    def __init__(self, nodes: int = MAX_RUN_NODES) -> None:
+        self.remaining = nodes
+        self.errors = 0  # found so far in this run's files (their schema checks included)
+
+    def refusal(self, text: str) -> tuple[str, str] | None:
+        """(message, rule) when `text` may not be composed; else it is charged."""
+        if self.errors > MAX_RUN_ERRORS:
+            return (
+                f"not read: the config already has more than {MAX_RUN_ERRORS:,} errors in "
+                "the files before this one; fix those first",
+                "parse-budget",
+            )
+        estimate = sum(text.count(sep) for sep in _SEPARATORS) + 1
+        if estimate > MAX_FILE_NODES:
+            return (
+                f"the file holds about {estimate:,} YAML nodes; the limit is "
+                f"{MAX_FILE_NODES:,} per file: split it",
+                "too-many-nodes",
+            )
+        if estimate > 1_000 + len(text) // BYTES_PER_NODE:
+            return (
+                f"the file holds about {estimate:,} YAML nodes in {len(text):,} characters, "
+                "denser than any config (a list like [1,1,1,…]?)",
+                "too-many-nodes",
+            )
+        if estimate > self.remaining:
+            return (
+                f"the config holds more than {MAX_RUN_NODES:,} YAML nodes in all; this file "
+                "is not read (the budget of one run; split the config into several roots?)",
+                "parse-budget",
+            )
+        self.remaining -= estimate
+        return None
+
+
+def parse(raw: bytes, relpath: str, budget: ParseBudget | None = None) -> Document:
+    """Parse one YAML file's bytes. Never raises for bad input: problems go into the Document.
+    `budget` is charged before anything is composed; without one, the file gets a fresh
+    budget of its own."""
     doc = Document(relpath, None, raw=raw)
     if len(raw) > MAX_FILE_BYTES:
         doc.problem(
@@ -459,6 +514,10 @@ def parse(raw: bytes, relpath: str) -> Document:
         return doc
     if not text.strip():
         doc.problem(1, 1, "file is empty", "empty-file")
+        return doc
+    refusal = (budget or ParseBudget()).refusal(text)
+    if refusal is not None:
+        doc.problem(1, 1, *refusal)
         return doc
     if _too_deep(text):
         doc.problem(1, 1, f"the document is nested more than {MAX_DEPTH} levels deep", "yaml-depth")
@@ -576,7 +635,9 @@ class _Unusable(Exception):
         self.rule = rule
 
 
-def read(root: Path, relpath: str, cache: Cache | None = None) -> Document:
+def read(
+    root: Path, relpath: str, cache: Cache | None = None, budget: ParseBudget | None = None
+) -> Document:
     try:
         raw = _read_bytes(root, relpath)
     except _Unusable as exc:
@@ -584,7 +645,7 @@ def read(root: Path, relpath: str, cache: Cache | None = None) -> Document:
         doc.problem(1, 1, str(exc), exc.rule)
         return doc
     if cache is None:
-        return parse(raw, relpath)
+        return parse(raw, relpath, budget)
     # The folder decides the schema, so it is part of the key; the name is not.
     key = cache.key("file", relpath.rpartition("/")[0].encode(), raw)
     hit = cache.get(key)
@@ -601,7 +662,7 @@ def read(root: Path, relpath: str, cache: Cache | None = None) -> Document:
             )
         except (KeyError, TypeError, IndexError):
             pass  # a mangled entry: parse, and the entry is rewritten
-    doc = parse(raw, relpath)
+    doc = parse(raw, relpath, budget)
     doc.cache_key = key
     return doc
 
@@ -702,14 +763,28 @@ def config_files(root: Path) -> list[str]:
     return _listing(root, PROVIDERS_DIR, ignored) + _listing(root, MAILBOXES_DIR, ignored)
 
 
-def load_tree(root: Path, cache: Cache | None = None) -> Tree:
+Inspect = Callable[[Document, str], int]
+
+
+def load_tree(root: Path, cache: Cache | None = None, inspect: Inspect | None = None) -> Tree:
+    """Every file of the config, parsed under one ParseBudget. `inspect(doc, folder)` runs
+    on each file as soon as it is parsed and returns its error count (the schema check): the
+    budget stops parsing once the run has too many errors."""
     check_root(root)
     notices: list[Diagnostic] = settings_problems(root)
     # Whatever is there under the name is read: a directory or FIFO named mailgitops.yaml is
     # an error, never a config without settings.
-    settings = read(root, SETTINGS_FILE) if os.path.lexists(root / SETTINGS_FILE) else None
-    providers = [read(root, rel, cache) for rel in _listing(root, PROVIDERS_DIR, notices)]
-    mailboxes = [read(root, rel, cache) for rel in _listing(root, MAILBOXES_DIR, notices)]
+    budget = ParseBudget()  # one for the whole run: many hostile files cost no more than one
+    settings = (
+        read(root, SETTINGS_FILE, budget=budget) if os.path.lexists(root / SETTINGS_FILE) else None
+    )
+    folders: dict[str, list[Document]] = {PROVIDERS_DIR: [], MAILBOXES_DIR: []}
+    for folder, docs in folders.items():
+        for rel in _listing(root, folder, notices):
+            doc = read(root, rel, cache, budget)
+            budget.errors += len(doc.problems) + (inspect(doc, folder) if inspect else 0)
+            docs.append(doc)
+    providers, mailboxes = folders[PROVIDERS_DIR], folders[MAILBOXES_DIR]
     return Tree(root, settings, providers, mailboxes, notices)
 
 

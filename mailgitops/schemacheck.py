@@ -180,9 +180,12 @@ def check(doc: Document, schema_name: str) -> list[Diagnostic]:
     """Every schema problem of a document against schema `schema_name`. A compiled pass/fail
     check runs first (clean files are the common case); only a failing document is validated
     again by jsonschema, on its marked data, for messages and places."""
-    if doc.clean or schema.is_valid(schema_name, doc.data):
-        return []
-    return problems(doc.marked(), schema_name, doc.path)
+    if doc.schema is None:
+        if doc.clean or schema.is_valid(schema_name, doc.data):
+            doc.schema = []
+        else:
+            doc.schema = problems(doc.marked(), schema_name, doc.path)
+    return doc.schema
 
 
 def problems(data: Any, schema_name: str, file: str) -> list[Diagnostic]:

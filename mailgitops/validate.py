@@ -14,7 +14,16 @@ from typing import Any
 from mailgitops import schemacheck, secrets
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Collector
-from mailgitops.load import Document, Tree, load_tree, locate, note, remember
+from mailgitops.load import (
+    MAILBOXES_DIR,
+    PROVIDERS_DIR,
+    Document,
+    Tree,
+    load_tree,
+    locate,
+    note,
+    remember,
+)
 
 STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
     "imap": {"ssl_tls": frozenset({993}), "starttls": frozenset({143}), "none": frozenset({143})},
@@ -130,8 +139,19 @@ class CheckedConfig:
         return not self.findings.errors
 
 
+_SCHEMA_OF = {PROVIDERS_DIR: "provider", MAILBOXES_DIR: "mailboxes"}
+
+
+def _early_schema_check(doc: Document, folder: str) -> int:
+    """The schema check of a file right after it is parsed (the result is kept for
+    check_tree): its error count charges the run's parse budget."""
+    if not isinstance(doc.data, dict):
+        return 0
+    return len(schemacheck.check(doc, _SCHEMA_OF[folder]))
+
+
 def check_config(root: Path, cache: Cache | None = None) -> CheckedConfig:
-    tree = load_tree(root, cache)
+    tree = load_tree(root, cache, _early_schema_check)
     checked = check_tree(tree)
     for doc in (*tree.providers, *tree.mailboxes):
         remember(doc, cache)
