@@ -415,8 +415,9 @@ def _too_deep(text: str) -> bool:
                     return True
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
-    except yaml.YAMLError:
-        return False  # the real parse reports the syntax error with its place
+    except yaml.YAMLError as exc:
+        # libyaml 0.2.5+ stops at its own depth limit (1,000): deeper than ours, then.
+        return "nesting depth" in str(exc)  # else the real parse reports it with its place
     return False
 
 
@@ -515,12 +516,12 @@ def parse(raw: bytes, relpath: str, budget: ParseBudget | None = None) -> Docume
     if not text.strip():
         doc.problem(1, 1, "file is empty", "empty-file")
         return doc
+    if _too_deep(text):
+        doc.problem(1, 1, f"the document is nested more than {MAX_DEPTH} levels deep", "yaml-depth")
+        return doc
     refusal = (budget or ParseBudget()).refusal(text)
     if refusal is not None:
         doc.problem(1, 1, *refusal)
-        return doc
-    if _too_deep(text):
-        doc.problem(1, 1, f"the document is nested more than {MAX_DEPTH} levels deep", "yaml-depth")
         return doc
     fast = _FastLoader(text)
     data = _load(fast, text, doc)

@@ -169,9 +169,11 @@ class FileBackend:
     def lock(self, timeout: float) -> Iterator[None]:
         if self._lock_fd is not None:
             raise RuntimeError(f"{self!r} is already locked by this process")
-        if not os.path.lexists(self.lock_path):
-            # The first lock next to this target: make sure the target is a state (or
-            # nothing) before creating a file beside it. A state path that is a link to
+        if self._target != Path(os.path.abspath(self.path)) and not os.path.lexists(
+            self.lock_path
+        ):
+            # The first lock beside the target of a link: make sure the target is a state
+            # (or nothing) before creating a file next to it. A state path that is a link to
             # /etc/passwd is refused here, and leaves no /etc/passwd.lock behind.
             self._load()
         try:
