@@ -65,14 +65,15 @@ def params(dsn: str) -> dict[str, Any]:
     return {k: v for k, v in parsed.items() if v is not None}
 
 
-def _naive_password(dsn: str) -> bool:
+def _naive_password(dsn: str, query_aware: bool = True) -> bool:
     """A URL whose text before its last `@` holds a colon: a reader sees a password there,
-    whatever libpq makes of it (`postgresql://u:P/W@h/db` is host `u`, port `P` to libpq)."""
+    whatever libpq makes of it (`postgresql://u:P/W@h/db` is host `u`, port `P` to libpq).
+    `query_aware`: a `?` before the `@` starts the query (`?options=a@b`), so no user part
+    is there; only libpq's own reading can confirm that."""
     if not is_url(dsn):
         return False
     before, at, _ = dsn.split("://", 1)[1].rpartition("@")
-    # A `?` before the `@` starts the query (`?options=a@b`): no user part there.
-    return bool(at) and ":" in before and "?" not in before
+    return bool(at) and ":" in before and not (query_aware and "?" in before)
 
 
 def has_password(dsn: str) -> bool:
@@ -82,21 +83,38 @@ def has_password(dsn: str) -> bool:
     try:
         found = params(dsn)
     except Unparsable:
-        return _naive_password(dsn) or re.search("password", dsn, re.IGNORECASE) is not None
+        return (
+            _naive_password(dsn, query_aware=False)
+            or re.search("password", dsn, re.IGNORECASE) is not None
+        )
     return bool(SECRET_PARAMS.intersection(found)) or _naive_password(dsn)
+
+
+def _shown_params(dsn: str) -> dict[str, Any] | str:
+    """The parameters that may be shown, or why none may."""
+    try:
+        found = params(dsn)
+    except Unparsable as exc:
+        return str(exc)
+    if _naive_password(dsn) and not SECRET_PARAMS.intersection(found):
+        return "libpq does not read its user part as a password"
+    return {k: v for k, v in found.items() if k not in SECRET_PARAMS}
+
+
+def showable(dsn: str) -> bool:
+    """Whether redact() shows anything of the DSN; when not, every parameter's value is to
+    be scrubbed from driver messages (libpq quotes a bad port, say, which may be the
+    password a reader wrote there)."""
+    return isinstance(_shown_params(dsn), dict)
 
 
 def redact(dsn: str) -> str:
     """The DSN without its secret parameters, as libpq key=value pairs, for messages. A DSN
     that libpq cannot parse (or that cannot be parsed here), or one that libpq reads
     differently from how it looks, is not shown at all."""
-    try:
-        found = params(dsn)
-    except Unparsable as exc:
-        return _NOT_SHOWN.format(why=exc)
-    if _naive_password(dsn) and not SECRET_PARAMS.intersection(found):
-        return _NOT_SHOWN.format(why="libpq does not read its user part as a password")
+    kept = _shown_params(dsn)
+    if isinstance(kept, str):
+        return _NOT_SHOWN.format(why=kept)
     from psycopg import conninfo
 
-    kept = {k: v for k, v in found.items() if k not in SECRET_PARAMS}
     return conninfo.make_conninfo("", **kept) or "(the libpq defaults)"

@@ -169,9 +169,7 @@ class FileBackend:
     def lock(self, timeout: float) -> Iterator[None]:
         if self._lock_fd is not None:
             raise RuntimeError(f"{self!r} is already locked by this process")
-        if self._target != Path(os.path.abspath(self.path)) and not os.path.lexists(
-            self.lock_path
-        ):
+        if self._target != Path(os.path.abspath(self.path)) and not os.path.lexists(self.lock_path):
             # The first lock beside the target of a link: make sure the target is a state
             # (or nothing) before creating a file next to it. A state path that is a link to
             # /etc/passwd is refused here, and leaves no /etc/passwd.lock behind.

@@ -50,7 +50,7 @@ from psycopg import conninfo, sql
 
 from mailgitops.errors import LockError, StateError
 from mailgitops.state.base import FORMAT_VERSION, Entries, LockHolder, State
-from mailgitops.state.dsn import SECRET_PARAMS, redact, split_workspace
+from mailgitops.state.dsn import SECRET_PARAMS, redact, showable, split_workspace
 from mailgitops.state.validation import schema_problems
 
 DEFAULT_WORKSPACE = "default"
@@ -540,7 +540,7 @@ class PostgresBackend:
     def _scrub(self, exc: BaseException) -> str:
         message = " ".join(str(exc).split()) or type(exc).__name__
         secrets = [self._password, *(self._params.get(k) for k in SECRET_PARAMS)]
-        if self._label is not None:
+        if self._label is not None or not showable(self._dsn):
             secrets += [v for k, v in self._params.items() if k not in ("connect_timeout",)]
         # Longest first: a value that contains another is replaced whole.
         for secret in sorted((str(s) for s in secrets if s), key=len, reverse=True):
