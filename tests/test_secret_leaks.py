@@ -346,7 +346,7 @@ def test_a_password_in_a_dsn_is_refused_and_never_shown(
         tmp_path / "repo",
         {
             "providers.d/corp.yaml": CORP,
-            "mailboxes.d/team.yaml": TEAM.split("  - address: Bob")[0],
+            "mailboxes.d/team.yaml": TEAM.split("  - address: Bob", maxsplit=1)[0],
             "mailgitops.yaml": f"state:\n  backend: postgres\n  dsn: {json.dumps(dsn)}\n",
         },
     )
