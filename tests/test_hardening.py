@@ -129,19 +129,15 @@ def _assert_clean(text: str) -> None:
         assert ch not in text, f"raw {ch!r} in output"
 
 
-@pytest.mark.parametrize("fmt", ["text", "github", "json"])
+@pytest.mark.parametrize("fmt", ["text", "github"])
 def test_a_key_name_cannot_paint_the_terminal_or_forge_a_line(cli: Cli, fmt: str) -> None:
     evil_key = "x\x1b]0;pwned\x07\u202e\nOK: 0 provider(s), 0 mailbox(es): 0 error(s)"
     tree(cli.root, {"mailboxes.d/evil.yaml": f"mailboxes: []\n{json.dumps(evil_key)}: 1\n"})
     code, out, err = cli("validate", "--format", fmt, state=False)
     assert code == 1
     _assert_clean(out + err)
-    if fmt == "json":
-        data = json.loads(out)  # still one valid document, the key exact inside it
-        assert any(evil_key in d["message"] for d in data["diagnostics"])
-    else:
-        assert not any(line.startswith("OK:") for line in out.splitlines())
-        assert "\\u001b]0;pwned\\u0007\\u202e\\u000aOK:" in out
+    assert not any(line.startswith("OK:") for line in out.splitlines())
+    assert "\\u001b]0;pwned\\u0007\\u202e\\u000aOK:" in out
 
 
 def test_a_file_name_cannot_paint_the_terminal(cli: Cli) -> None:
