@@ -3,19 +3,26 @@ unchanged files parses no YAML at all.
 
 Entries are keyed by a hash of everything that can change their meaning: the file's bytes,
 the JSON Schemas and the tool's version. An entry is JSON (never pickle: a cache restored in
-CI from another branch must not be able to run code), written atomically, and checked on read:
-a corrupt, truncated or foreign entry is ignored and rewritten. The cache can never change a
-result (tests/test_cache.py runs the same cases with and without it).
+CI from another branch must not be able to run code), written atomically, private to the user
+(directory 0700, files 0600), and authenticated: each entry carries an HMAC-SHA256 under a key
+that is not in the cache (MAILGITOPS_CACHE_KEY, else a random key kept in a 0600 file under
+$XDG_STATE_HOME/mailgitops, else ~/.local/state/mailgitops). A cache restored from another
+job, or written by a pull request's job, holds entries under another key: they are ignored
+and rewritten, so a forged entry of any kind costs time, never a result (SPEC §9;
+tests/test_trust.py poisons every kind). `apply` and the rules (access, safety, secrets)
+never read the cache at all.
 
 Location: $MAILGITOPS_CACHE_DIR, else $XDG_CACHE_HOME/mailgitops, else ~/.cache/mailgitops.
-Safe to keep between CI runs (actions/cache); `--no-cache` turns it off."""
+`--no-cache` turns it off."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,9 @@ from mailgitops import __version__, schema
 from mailgitops.fsutil import atomic_write
 
 ENV_VAR = "MAILGITOPS_CACHE_DIR"
-ENTRY_FORMAT = 1
+KEY_ENV = "MAILGITOPS_CACHE_KEY"
+ENTRY_FORMAT = 2
+_MAC_BYTES = 64  # hex of HMAC-SHA256, then a newline, then the entry's JSON
 
 
 def default_directory() -> Path:
@@ -35,11 +44,47 @@ def default_directory() -> Path:
     return base / "mailgitops"
 
 
+def key_file() -> Path:
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state"
+    return base / "mailgitops" / "cache.key"
+
+
+def _secret_key() -> bytes | None:
+    """The key that authenticates entries: never stored in the cache directory, which CI
+    restores from jobs that pull requests control. None (no cache) when it cannot be had."""
+    configured = os.environ.get(KEY_ENV)
+    if configured:
+        return configured.encode()
+    path = key_file()
+    try:
+        with open(path, "rb") as fh:
+            key = fh.read(256)
+        if len(key) >= 32:
+            return key
+    except OSError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(path, secrets.token_hex(32).encode(), mode=0o600, overwrite=False)
+    except FileExistsError:
+        pass  # another process made it first: use theirs
+    except OSError:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            key = fh.read(256)
+    except OSError:
+        return None
+    return key if len(key) >= 32 else None
+
+
 class Cache:
     """Get and put JSON values by kind and key; every failure is a miss, never an error."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, secret: bytes) -> None:
         self.directory = directory
+        self._secret = secret
         self._salt = f"{__version__}\0{schema.fingerprint()}\0{ENTRY_FORMAT}\0".encode()
 
     def key(self, kind: str, *parts: bytes) -> str:
@@ -52,24 +97,45 @@ class Cache:
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
+    def _mac(self, key: str, body: bytes) -> bytes:
+        mac = hmac.new(self._secret, key.encode() + b"\0", hashlib.sha256)
+        mac.update(body)
+        return mac.hexdigest().encode()
+
     def get(self, key: str) -> Any:
-        """The value stored under `key`, or None."""
+        """The value stored under `key`, or None. An entry whose MAC does not verify (forged,
+        from another key, mangled) is a miss."""
         try:
             with open(self._path(key), "rb") as fh:
-                entry = json.loads(fh.read())
-        except (OSError, ValueError):
+                raw = fh.read()
+        except OSError:
             return None
-        if not isinstance(entry, dict) or entry.get("key") != key:
-            return None  # foreign or mangled: ignored, and rewritten by the next put
-        return entry.get("value")
+        mac, body = raw[:_MAC_BYTES], raw[_MAC_BYTES + 1 :]
+        if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, self._mac(key, body)):
+            return None  # ignored, and rewritten by the next put
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
 
     def put(self, key: str, value: Any) -> None:
         path = self._path(key)
-        data = json.dumps({"key": key, "value": value}, separators=(",", ":")).encode()
+        body = json.dumps(value, separators=(",", ":")).encode()
         with contextlib.suppress(OSError):  # a read-only or full cache only costs speed
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, data, mode=0o644, durable=False)
+            _private_dir(self.directory)
+            _private_dir(path.parent)
+            atomic_write(path, self._mac(key, body) + b"\n" + body, mode=0o600, durable=False)
+
+
+def _private_dir(path: Path) -> None:
+    """A directory only its owner can read: entries say what a config holds."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
 
 
 def open_cache(disabled: bool) -> Cache | None:
-    return None if disabled else Cache(default_directory())
+    if disabled:
+        return None
+    secret = _secret_key()
+    return None if secret is None else Cache(default_directory(), secret)

@@ -42,3 +42,7 @@ class PlanRefused(MailgitopsError):
 
 class SecretError(MailgitopsError):
     """A secret reference cannot be resolved where its value is needed."""
+
+
+class PlanStateMismatch(MailgitopsError):
+    """A saved plan is applied against another state than the one it was made for."""

@@ -404,20 +404,34 @@ class Document:
 
 
 def _too_deep(text: str) -> bool:
+    """Whether the document nests more than MAX_DEPTH collections, by our limit alone.
+
+    libyaml since 0.2.6 has a nesting limit of its own, checked while it scans ahead, so the C
+    event stream can fail before it has emitted the levels we count. Its failure is therefore
+    no verdict: the pure-Python parser, which has no such limit and emits events after at most
+    a 1,024-character look-ahead, counts again and stops at our limit or at the syntax error.
+    """
     if not _DEEP_HINT.search(text) and _flow_depth_bound(text) <= MAX_DEPTH:
         return False
-    depth = 0
     try:
-        for event in yaml.parse(text, Loader=_BaseLoader):
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return True
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-    except yaml.YAMLError as exc:
-        # libyaml 0.2.5+ stops at its own depth limit (1,000): deeper than ours, then.
-        return "nesting depth" in str(exc)  # else the real parse reports it with its place
+        return _deeper_than_limit(yaml.parse(text, Loader=_BaseLoader))
+    except yaml.YAMLError:
+        pass
+    try:
+        return _deeper_than_limit(yaml.parse(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return False  # the real parse reports the syntax error with its place
+
+
+def _deeper_than_limit(events: Iterator[yaml.Event]) -> bool:
+    depth = 0
+    for event in events:
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
     return False
 
 

@@ -37,6 +37,44 @@ def is_secret_path(path: Any) -> bool:
     return any(isinstance(part, str) and part in SECRET_KEYS for part in path)
 
 
+# `password: {keep: live}`: leave the password as it is in live (docs/secrets.md). A live
+# entry never holds it: the plan puts live's value (or nothing) in its place.
+KEEP_LIVE: dict[str, str] = {"keep": "live"}
+
+# The attributes of each kind that the config format knows (the state's top-level keys
+# besides `managed`); any other attribute of a live entry belongs to the CRM and is kept.
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "provider": frozenset(
+        {
+            "service_type",
+            "display_name",
+            "domains",
+            "imap",
+            "smtp",
+            "exchange",
+            "allow_receiving",
+            "allow_sending",
+            "login_format",
+            "auth",
+        }
+    ),
+    "mailbox": frozenset(
+        {
+            "provider",
+            "owner",
+            "login",
+            "password",
+            "sender_name",
+            "send_emails",
+            "default",
+            "signature",
+            "sync",
+            "shared_with",
+        }
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Source:
     """Where an entry is defined: FILE relative to the config root, 1-based LINE and COL."""
@@ -54,7 +92,7 @@ class SecretRef(NamedTuple):
     when the value behind the reference is rotated, so a plan can say the secret changed
     without ever reading or storing it (docs/secrets.md)."""
 
-    kind: Literal["env", "file"]
+    kind: Literal["env", "file", "keep"]  # keep: `{keep: live}`, no reference at all
     name: str
     version: str | None = None
 

@@ -29,6 +29,8 @@ from mailgitops.validate import CheckedConfig, MailboxEntry, ProviderEntry
 
 def secret_ref(value: dict[str, Any]) -> SecretRef:
     version = value.get("version")
+    if "keep" in value:
+        return SecretRef("keep", str(value["keep"]))
     if "env" in value:
         return SecretRef("env", str(value["env"]), None if version is None else str(version))
     return SecretRef("file", str(value["file"]), None if version is None else str(version))

@@ -4,22 +4,25 @@ state backend, make the plan."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailgitops import access, normalize, output, safety, secrets
+from mailgitops import normalize, output, rules, secrets
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.errors import ConfigError
+from mailgitops.errors import ConfigError, PlanStateMismatch, UsageError
 from mailgitops.load import SETTINGS_FILE, check_root, read, settings_files
 from mailgitops.model import Config
-from mailgitops.plan import Desired, Plan, Refusal, compute
-from mailgitops.state import open_backend
+from mailgitops.plan import Desired, Plan, compute
+from mailgitops.planfile import Location, SavedPlan
+from mailgitops.rules.deletion import removed_provider_refusals
+from mailgitops.state import ENV_VAR, open_backend
 from mailgitops.state.base import State, StateBackend
 from mailgitops.state.file import FileBackend
-from mailgitops.validate import CheckedConfig, check_config
+from mailgitops.validate import CheckedConfig, check_config, check_settings
 
 
 @dataclass
@@ -72,7 +75,6 @@ class Project:
                 try:
                     desired = Desired.from_json(hit["desired"])
                     warnings = tuple(str(w) for w in hit["warnings"])
-                    self._settings = dict(hit["settings"])
                     self.cached_clean = True
                 except (KeyError, TypeError, ValueError):
                     pass  # a mangled entry: computed again and rewritten below
@@ -86,7 +88,6 @@ class Project:
                 {
                     "desired": desired.to_json(),
                     "warnings": list(warnings),
-                    "settings": self.checked.settings,
                 },
             )
         return desired, warnings
@@ -119,24 +120,6 @@ def report_findings(diags: list[Diagnostic]) -> None:
         output.err(f"{d.file}:{d.line}:{d.col}: {sev}: {d.message} [{d.rule}]")
 
 
-def removed_provider_refusals(checked: CheckedConfig, state: State) -> list[Refusal]:
-    """When a provider was removed from the config while mailboxes of the config still use it,
-    report it as the deletion rule does: the provider the plan would have to delete and each
-    mailbox with its FILE:LINE (SPEC §4)."""
-    gone: dict[str, list[tuple[str, str | None]]] = {}
-    live_managed = {name for name, _ in state.managed("provider")}
-    for mb in checked.mailboxes:
-        if mb.provider is not None or mb.address is None:
-            continue
-        named = mb.merged.get("provider")
-        if not isinstance(named, str):
-            live = state.mailboxes.get(mb.address) or {}
-            named = live.get("provider")
-        if isinstance(named, str) and named in live_managed:
-            gone.setdefault(named, []).append((mb.address, mb.where("address")))
-    return [safety.provider_in_use(name, users) for name, users in sorted(gone.items())]
-
-
 def require_config(project: Project, state: State | None = None) -> Config:
     checked = project.checked
     if not checked.ok:
@@ -150,29 +133,100 @@ def require_config(project: Project, state: State | None = None) -> Config:
     return normalize.build(checked)
 
 
-def check_access(project: Project, plan: Plan, actor: str | None) -> Plan:
-    """The plan with the access rules of mailgitops.yaml applied for `actor`. A saved plan is
-    applied without checking the whole config again, but never past a mailgitops.yaml with
-    errors: access rules that cannot be read must not count as no rules."""
-    if project.cached_clean:
-        broken = []  # the whole config was free of errors when it was cached
-    else:
-        broken = [d for d in project.checked.findings.errors if d.file == SETTINGS_FILE]
+def rule_settings(project: Project) -> dict[str, Any]:
+    """mailgitops.yaml as the rules read it: from the file itself and checked, never from the
+    cache (SPEC §9). Rules that cannot be read must not count as no rules."""
+    checked = project._checked if project._checked is not None else check_settings(project.root)
+    broken = [
+        d
+        for d in checked.findings.errors
+        if d.file == SETTINGS_FILE or d.rule == "settings-name"  # a near-named settings file
+    ]
     if broken:
         report_findings(sorted(broken))
         raise ConfigError(
-            f"{SETTINGS_FILE} has {len(broken)} error(s), so its access rules cannot be "
-            "checked; nothing was applied"
+            f"{SETTINGS_FILE} has {len(broken)} error(s), so its rules (access, safety, "
+            "secrets) cannot be checked; nothing was planned or applied"
         )
-    return access.check(plan, project.settings, actor)
+    return checked.settings
+
+
+def evaluate(
+    project: Project,
+    plan: Plan,
+    state: State,
+    actor: str | None,
+    warnings: tuple[str, ...] = (),
+) -> Plan:
+    """`plan` (a pure diff) with every rule evaluated (rules.evaluate), the config's warnings
+    and the secrets that cannot be read here. The one way plan and apply judge a plan."""
+    if warnings:
+        plan = dataclasses.replace(plan, warnings=(*warnings, *plan.warnings))
+    plan = rules.evaluate(plan, state, rule_settings(project), actor, project.root)
+    return secrets.with_unreadable(plan, project.root)
 
 
 def make_plan(project: Project, state: State, actor: str | None = None) -> Plan:
+    return planned(project, state, actor)[0]
+
+
+def planned(project: Project, state: State, actor: str | None = None) -> tuple[Plan, Desired]:
+    """The evaluated plan and the desired entries it was made from (for a plan file)."""
     desired, warnings = project.desired(state)
-    plan = check_access(project, compute(desired, state), actor)
-    mass = safety.mass_deletion(plan, state, project.settings)
-    if mass is not None:
-        warnings = (mass, *warnings)
-    if warnings:
-        plan = dataclasses.replace(plan, warnings=(*warnings, *plan.warnings))
-    return secrets.with_unreadable(plan, project.root)
+    return evaluate(project, compute(desired, state), state, actor, warnings), desired
+
+
+def state_location(project: Project, state_arg: str | None, backend: StateBackend) -> Location:
+    """Where this run's state is, as a plan file records it: a path relative to the config root
+    when inside it (the same checkout elsewhere finds the same file), a DSN without its
+    password otherwise."""
+    if state_arg:
+        chosen_by = "--state"
+    elif os.environ.get(ENV_VAR):
+        chosen_by = ENV_VAR
+    elif isinstance(project.settings.get("state"), dict) and project.settings["state"]:
+        chosen_by = SETTINGS_FILE
+    else:
+        chosen_by = "default"
+    if isinstance(backend, FileBackend):
+        path = Path(os.path.abspath(backend.path))
+        root = Path(os.path.abspath(project.root))
+        where = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        return Location("file", where, chosen_by)
+    setting = project.settings.get("state")
+    dsn = setting.get("dsn") if chosen_by == SETTINGS_FILE and isinstance(setting, dict) else None
+    if isinstance(dsn, dict):
+        # A DSN kept behind a reference is recorded as the reference: its value may name a
+        # host one does not put in Git, let alone in a plan artifact.
+        workspace = getattr(backend, "workspace", None)
+        return Location(
+            "postgres", f"dsn {secrets.describe(dsn)} (workspace {workspace})", chosen_by
+        )
+    return Location("postgres", backend.describe(), chosen_by)
+
+
+def backend_for_plan(project: Project, state_arg: str | None, saved: SavedPlan) -> StateBackend:
+    """The state a saved plan is applied to: the one it was made against, unless --state,
+    MAILGITOPS_STATE or mailgitops.yaml names one; then the two must be the same state."""
+    recorded = saved.location
+    configured = isinstance(project.settings.get("state"), dict) and project.settings["state"]
+    if recorded is None or state_arg or os.environ.get(ENV_VAR) or configured:
+        backend = project.backend(state_arg)
+        here = state_location(project, state_arg, backend)
+        if recorded is not None and (here.backend, here.where) != (
+            recorded.backend,
+            recorded.where,
+        ):
+            raise PlanStateMismatch(
+                f"{saved.origin} was made against the {recorded}, but this apply would use the "
+                f"{here} (from {here.chosen_by}). Apply it to the state it was made for, or "
+                "make a new plan against this one."
+            )
+        return backend
+    if recorded.backend == "file":
+        path = Path(recorded.where)
+        return project.backend(str(path if path.is_absolute() else project.root / path))
+    raise UsageError(
+        f"{saved.origin} was made against the {recorded}; its password is not kept in the plan, "
+        f"so name it again with --state or {ENV_VAR}"
+    )

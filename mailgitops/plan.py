@@ -1,6 +1,6 @@
 """The plan: desired (the normalized config) against live (the state), as a list of changes in
-the order they will be applied (SPEC §4). The plan knows its changes and whether it is safe
-(safety.py holds the rules that refuse a plan)."""
+the order they will be applied (SPEC §4). A pure diff: nothing refuses here; every rule that
+can refuse or warn is in rules/ and is evaluated on the plan by rules.evaluate."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from mailgitops import __version__
 from mailgitops.errors import MailgitopsError
-from mailgitops.model import SENSITIVE_PATHS, Config, Source
+from mailgitops.model import KEEP_LIVE, KNOWN_KEYS, SENSITIVE_PATHS, Config, Source
 from mailgitops.state.base import State
 
 Action = Literal["create", "update", "delete", "adopt"]
@@ -121,8 +121,9 @@ class Plan:
     changes: tuple[Change, ...]
     unmanaged: tuple[Unmanaged, ...]
     state: StateRef
-    refusals: tuple[Refusal, ...] = ()
+    refusals: tuple[Refusal, ...] = ()  # set by rules.evaluate: nothing of the plan is applied
     warnings: tuple[str, ...] = ()
+    guards: tuple[Refusal, ...] = ()  # set by rules.evaluate: apply refuses unless overridden
     unreadable_secrets: tuple[str, ...] = ()  # references whose value is not readable here
 
     @property
@@ -171,18 +172,9 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: Any, origin: str) -> Plan:
-        """A saved plan; refuses one that was edited or truncated since it was written."""
+        """A plan document as written. planfile.load checks its checksum and signature first;
+        apply only compares these changes with the ones it derives again (SPEC §9)."""
         try:
-            if data.get("format_version") != PLAN_FORMAT_VERSION:
-                raise MailgitopsError(
-                    f"{origin}: unsupported plan format_version {data.get('format_version')!r}"
-                )
-            body = {k: v for k, v in data.items() if k != "checksum"}
-            if data.get("checksum") != _body_checksum(body):
-                raise MailgitopsError(
-                    f"{origin}: the plan file was modified after it was written (checksum "
-                    "mismatch); make a new plan"
-                )
             st = data["state"]
             return cls(
                 changes=tuple(Change.from_json(c) for c in data["changes"]),
@@ -254,6 +246,25 @@ def _match(
     return None, None
 
 
+def _as_live_keeps(kind: Kind, after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """The desired entry as it will be in live: attributes the config format does not know
+    (a CRM's `crm_id`, say) are kept from live, and an attribute the config says to keep as
+    it is live (`password: {keep: live}`, docs/secrets.md) takes live's value, or stays absent
+    where live has none. Nothing mailgitops cannot see is dropped or invented."""
+    known = KNOWN_KEYS[kind]
+    kept = {k: v for k, v in before.items() if k not in known}
+    keeps = [k for k, v in after.items() if v == KEEP_LIVE]
+    if not kept and not keeps:
+        return after
+    out = {**kept, **after}
+    for k in keeps:
+        if k in before:
+            out[k] = before[k]
+        else:
+            del out[k]
+    return out
+
+
 def _compare(
     kind: Kind,
     desired: dict[str, tuple[dict[str, Any], Source | None]],
@@ -263,13 +274,15 @@ def _compare(
     lowered = {k.lower(): k for k in live} if kind == "mailbox" else {}
     upserts: list[Change] = []
     matched: set[str] = set()
-    for key, (after, source) in desired.items():
+    for key, (wanted, source) in desired.items():
         live_key, entry = _match(live, key, lowered)
         if entry is None or live_key is None:
-            upserts.append(Change("create", kind, key, None, after, source=source))
+            # A create keeps `{keep: live}` as written: rules/secret_policy.py refuses it.
+            upserts.append(Change("create", kind, key, None, wanted, source=source))
             continue
         matched.add(live_key)
         before = _strip(entry)
+        after = _as_live_keeps(kind, wanted, before)
         renamed = live_key if live_key != key else None
         managed = entry.get("managed") is True
         if managed and before == after and renamed is None:  # cheap equality first
@@ -376,18 +389,16 @@ class Desired:
 
 def compute(desired: Desired, state: State) -> Plan:
     """The plan that makes `state` match `desired`, in the order of application (SPEC §4):
-    provider upserts, mailbox upserts, mailbox deletes, provider deletes."""
-    from mailgitops import safety
-
+    provider upserts, mailbox upserts, mailbox deletes, provider deletes. Rules are not
+    evaluated here (rules.evaluate)."""
     p_up, p_del, p_unmanaged = _compare("provider", desired.providers, state.providers)
     m_up, m_del, m_unmanaged = _compare("mailbox", desired.mailboxes, state.mailboxes)
     changes = _derived_notes([*p_up, *m_up, *m_del, *p_del])
-    plan = Plan(
+    return Plan(
         changes=tuple(changes),
         unmanaged=tuple(p_unmanaged + m_unmanaged),
         state=StateRef.of(state),
     )
-    return safety.check(plan, state)
 
 
 def apply_to(plan: Plan, state: State, lineage: str) -> State:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -28,10 +29,29 @@ def _directory() -> Traversable:
 
 @functools.cache
 def load(name: str) -> dict[str, Any]:
-    """The schema document `schemas/<name>.schema.json`."""
+    """The schema document `schemas/<name>.schema.json`, with every `pattern` anchored at the
+    very end of the string (`_whole`)."""
     text = _directory().joinpath(f"{name}.schema.json").read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
+    data: dict[str, Any] = _whole(json.loads(text))
     return data
+
+
+_DOLLAR = re.compile(r"(?<!\\)\$")
+
+
+def _whole(node: Any) -> Any:
+    """The schema with `$` in every `pattern` read as the end of the string. In Python's re
+    (which jsonschema uses) `$` also matches before a final newline, so
+    `"alice@example.com\n"` passed `^…$`; the schema files keep `$` for editors, whose
+    ECMA-262 regexes have no `\\Z`. fastjsonschema makes the same substitution itself."""
+    if isinstance(node, dict):
+        return {
+            k: _DOLLAR.sub(r"\\Z", v) if k == "pattern" and isinstance(v, str) else _whole(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_whole(v) for v in node]
+    return node
 
 
 @functools.cache
@@ -49,7 +69,9 @@ def _compiled(name: str) -> Callable[[Any], Any]:
     import fastjsonschema
 
     # use_default=False: by default it writes schema defaults into the data it checks.
-    return fastjsonschema.compile(load(name), use_default=False)
+    # (Annotated because fastjsonschema ships type hints only since 2.22.)
+    validate: Callable[[Any], Any] = fastjsonschema.compile(load(name), use_default=False)
+    return validate
 
 
 def is_valid(name: str, data: Any) -> bool:

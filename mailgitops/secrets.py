@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailgitops.errors import SecretError
-from mailgitops.model import REFERENCE_PATHS
+from mailgitops.model import KEEP_LIVE, REFERENCE_PATHS
 
 if TYPE_CHECKING:  # validate needs only the policy: no plan machinery at import
     from mailgitops.plan import Change, Plan
@@ -158,15 +158,17 @@ def _refs(entry: dict[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def delivered(change: Change) -> Iterator[dict[str, Any]]:
-    """The secret references whose value applying `change` sends to the CRM: all of a new or
-    adopted entry's, and those an update changes (a new reference or a new version)."""
+    """The secret references whose value applying `change` sends to the CRM: all of a new
+    entry's, and those an update or adopt changes (a new reference or a new version). An
+    adopt that keeps live's reference (or `{keep: live}`) sends nothing: the CRM keeps what it
+    has."""
     if change.action == "delete":
         return
     changed = [d.path for d in change.diff]
     for path, ref in _refs(change.after):
-        if change.action in ("create", "adopt") or any(
-            c == path or c.startswith(f"{path}.") for c in changed
-        ):
+        if ref == KEEP_LIVE:
+            continue  # refused on a create by rules/secret_policy.py; nothing to read
+        if change.action == "create" or any(c == path or c.startswith(f"{path}.") for c in changed):
             yield ref
 
 

@@ -7,22 +7,26 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailgitops import schemacheck, secrets
+from mailgitops import identifiers, schemacheck, secrets
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Collector
 from mailgitops.load import (
     MAILBOXES_DIR,
     PROVIDERS_DIR,
+    SETTINGS_FILE,
     Document,
     Tree,
     load_tree,
     locate,
     note,
+    read,
     remember,
+    settings_problems,
 )
 
 STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
@@ -158,6 +162,16 @@ def check_config(root: Path, cache: Cache | None = None) -> CheckedConfig:
     return checked
 
 
+def check_settings(root: Path) -> CheckedConfig:
+    """mailgitops.yaml alone, read from the file (never the cache) and checked: what the rules
+    of a plan read when the rest of the config came from the cache."""
+    checked = CheckedConfig(root, Collector())
+    checked.findings.extend(settings_problems(root))  # a near-named settings file
+    if os.path.lexists(root / SETTINGS_FILE):  # a directory or FIFO there is an error
+        _check_settings(read(root, SETTINGS_FILE), checked)
+    return checked
+
+
 def check_tree(tree: Tree) -> CheckedConfig:
     found = Collector()
     found.extend(tree.notices)
@@ -191,7 +205,47 @@ def check_tree(tree: Tree) -> CheckedConfig:
     _check_providers(checked)
     _check_mailboxes(checked)
     _check_secret_policy(checked)
+    _check_identifiers(checked)
     return checked
+
+
+_PROVIDER_IDENTIFIERS = (
+    ("name",),
+    ("imap", "host"),
+    ("smtp", "host"),
+    ("exchange", "host"),
+)
+
+
+def _check_identifiers(checked: CheckedConfig) -> None:
+    """No identifier holds a character a reader cannot see (identifiers.py). The schema's
+    patterns refuse most of them already where they are strict (names, hosts); owners, users
+    and the local part of an address have no pattern that could."""
+    found = checked.findings
+
+    def check(path: str, place: tuple[int, int], what: str, value: Any) -> None:
+        message = identifiers.problem(what, value) if isinstance(value, str) else None
+        if message is not None:
+            found.add(path, place[0], place[1], message, "invisible-character")
+
+    for entry in checked.providers:
+        for keys in _PROVIDER_IDENTIFIERS:
+            check(entry.doc.path, entry.place(*keys), f"`{'.'.join(keys)}`", entry.get(*keys))
+        domains = entry.get("domains", default=[])
+        for index, domain in enumerate(domains if isinstance(domains, list) else []):
+            check(entry.doc.path, entry.place("domains", index), "a domain", domain)
+    for mb in checked.mailboxes:
+        for key in ("address", "owner", "provider"):
+            check(mb.doc.path, mb.place(key), f"`{key}`", mb.merged.get(key))
+        shares = mb.merged.get("shared_with")
+        for index, share in enumerate(shares if isinstance(shares, list) else []):
+            if isinstance(share, dict):
+                check(
+                    mb.doc.path,
+                    mb.place("shared_with", index, "user"),
+                    "`shared_with.user`",
+                    share.get("user"),
+                )
 
 
 def _check_settings(doc: Document, checked: CheckedConfig) -> None:
@@ -249,6 +303,9 @@ def _check_access(doc: Document, found: Collector) -> None:
                 continue  # the schema reports it
             key = user.strip().casefold()  # users compare as access.py compares them
             line, col = locate(doc.data, ["access", role, index])
+            hidden = identifiers.problem(f"a user in `{role}`", user)
+            if hidden is not None:
+                found.add(doc.path, line, col, hidden, "invisible-character")
             if key in seen:
                 first = locate(doc.data, ["access", role, seen[key]])
                 found.add(

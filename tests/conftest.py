@@ -29,6 +29,8 @@ def _clean_environment(
         if name.startswith("MAILGITOPS_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MAILGITOPS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    # The cache's key lives outside the cache (mailgitops/cache.py): never the user's.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
     monkeypatch.setenv("NO_COLOR", "1")
     yield
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -395,6 +396,31 @@ def test_stale_plans_are_refused(run: Run, store: Store, tmp_path: Path) -> None
     code, _, err = run("apply", str(planfile))
     assert code == 1 and "content changed" in err
     assert store.snapshot() == before
+
+
+def test_a_plan_for_another_state_or_workspace_is_its_own_error(
+    run: Run, store: Store, tmp_path: Path
+) -> None:
+    """Issue 12: the plan records its state (a DSN without its password); applied to another
+    state or workspace it is refused as such, not as "stale", and nothing is written."""
+    planfile = tmp_path / "plan.json"
+    assert run("plan", "--out", str(planfile))[0] == 0
+    location = json.loads(planfile.read_text())["state"]["location"]
+    assert location["backend"] == store.kind and location["chosen_by"] == "--state"
+    other = store.fresh()
+    before = (store.snapshot(), other.snapshot())
+    code = main(["apply", "-C", str(run.root), "--state", other.state_arg, str(planfile)])
+    err = run.capsys.readouterr().err
+    assert code == 1 and "was made against the" in err and "stale" not in err
+    assert (store.snapshot(), other.snapshot()) == before
+    if store.kind == "postgres":
+        password = urlsplit(store.state_arg).password
+        assert password is None or password not in planfile.read_text()
+        code, _, err = run("apply", str(planfile), state=False)
+        assert code == 1 and "name it again with --state" in err
+        assert (store.snapshot(), other.snapshot()) == before
+    code, _, err = run("apply", str(planfile))
+    assert code == 0, err
 
 
 def test_replay_of_the_first_plan_is_refused(run: Run, store: Store, tmp_path: Path) -> None:

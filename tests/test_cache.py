@@ -73,15 +73,13 @@ def test_corrupt_truncated_and_foreign_entries_are_ignored_and_rewritten(
     assert len(entries) == 2  # one per config file
     good = [p.read_bytes() for p in entries]
     entries[0].write_bytes(good[0][: len(good[0]) // 2])  # truncated
-    foreign = json.loads(good[1])
-    foreign["key"] = "0" * 64
-    entries[1].write_text(json.dumps(foreign))  # another entry's content
+    entries[1].write_bytes(good[0])  # another entry's content, with that entry's MAC
     assert main(["validate", "-C", str(tmp_path)]) == 0
     assert capsys.readouterr().out == expected
     assert [p.read_bytes() for p in entries] == good, "bad entries are rewritten"
     for entry in entries:
         value = {"data": 5, "root_mark": [1, 1], "item_marks": []}  # the wrong shape
-        entry.write_text(json.dumps({"key": entry.stem, "value": value}))
+        entry.write_bytes(b"0" * 64 + b"\n" + json.dumps(value).encode())
     assert main(["validate", "-C", str(tmp_path)]) == 0
     assert capsys.readouterr().out == expected
 

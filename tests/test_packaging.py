@@ -88,3 +88,35 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
     )
     assert ran.returncode == 0, ran.stderr
     assert "Plan: 9 to add, 0 to change, 0 to destroy, 0 to adopt." in ran.stdout
+
+
+def _release(version: str) -> tuple[int, ...]:
+    parts = [int(p) for p in version.split(".")]
+    while parts and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def test_every_lower_bound_is_the_one_ci_tests() -> None:
+    """Each direct dependency has a lower bound, and .ci/constraints-oldest.txt pins exactly
+    that version, so the oldest-dependency run of .ci/run tests every bound we promise."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    pinned: dict[str, str] = {}
+    for raw in (REPO / ".ci" / "constraints-oldest.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pinned[name.strip().lower()] = version.strip()
+    requirement = re.compile(r"^([A-Za-z0-9_.-]+)(?:\[([a-z,]+)\])?>=([0-9.]+)$")
+    for spec in wanted:
+        match = requirement.fullmatch(spec)
+        assert match, f"{spec!r}: every dependency needs a plain lower bound (NAME>=VERSION)"
+        name, extras, bound = match.group(1).lower(), match.group(2), match.group(3)
+        names = [name] + [f"{name}-{extra}" for extra in (extras or "").split(",") if extra]
+        for each in names:
+            assert each in pinned, f"{each} is not pinned in .ci/constraints-oldest.txt"
+            assert _release(pinned[each]) == _release(bound), (each, pinned[each], bound)

@@ -130,7 +130,9 @@ def test_apply_refuses_a_saved_plan_whose_secrets_the_settings_forbid(
     tree(cli.root, {"mailgitops.yaml": "secrets:\n  env_allow: [MAILBOX_*]\n"})
     before = cli.state.read_bytes()
     code, _, err = cli("apply", str(planfile))
-    assert code == 1 and "env:PW: environment variable PW is not allowed" in err
+    # The config is checked again by apply PLANFILE: the policy is reported at each reference.
+    assert code == 1 and "environment variable PW is not allowed by secrets.env_allow" in err
+    assert "mailboxes.d/x.yaml:4:" in err
     assert cli.state.read_bytes() == before
     assert "pw-value" not in err
     json.loads(before)

@@ -1,11 +1,18 @@
-"""`mailgitops import`: YAML for what is live but not in the config, so an existing system can
-be brought under GitOps. Afterwards `plan` shows those entries as adopts (or nothing, for
-managed ones), and after apply nothing."""
+"""`mailgitops import [ID...]`: YAML for what is live but not in the config, so an existing
+system can be brought under GitOps. Afterwards `plan` shows those entries as adopts with no
+attribute changes, and after apply nothing (SPEC §5).
+
+- Without IDs it imports the entries made outside mailgitops. A managed entry missing from
+  the config is a pending delete (someone removed it from the config): it is brought back only
+  when named.
+- It writes nothing that would change the live entry: a password it cannot see becomes
+  `password: {keep: live}` (docs/secrets.md), never an invented reference whose value apply
+  would then send; attributes the config format does not know stay in live only (plan.py
+  keeps them on every apply)."""
 
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +20,10 @@ import yaml
 
 from mailgitops import output
 from mailgitops.commands.common import add_root_argument, add_state_argument
-from mailgitops.errors import MailgitopsError
+from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.fsutil import atomic_write
 from mailgitops.load import MAILBOXES_DIR, PROVIDERS_DIR
+from mailgitops.model import KEEP_LIVE, KNOWN_KEYS
 from mailgitops.pipeline import load_project
 
 # Attributes that normalization derives or fills in: written only when they say something.
@@ -35,15 +43,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     add_root_argument(parser)
     add_state_argument(parser)
+    parser.add_argument(
+        "ids",
+        nargs="*",
+        metavar="ID",
+        help="provider names or mailbox addresses to import (default: every entry made "
+        "outside mailgitops that the config lacks; a managed one is a pending delete and is "
+        "imported only when named)",
+    )
     parser.set_defaults(func=run)
 
 
 def _dump(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
-
-
-def _env_name(address: str) -> str:
-    return re.sub(r"[^A-Z0-9]+", "_", address.upper()).strip("_") + "_PASSWORD"
 
 
 def _mailbox_yaml(address: str, entry: dict[str, Any], providers: dict[str, Any]) -> dict[str, Any]:
@@ -59,8 +71,8 @@ def _mailbox_yaml(address: str, entry: dict[str, Any], providers: dict[str, Any]
     if "password" in entry and isinstance(entry["password"], dict):
         out["password"] = entry["password"]
     elif auth.get("method", "basic") == "basic":
-        # A reference the user must fill in: the value was never in the state.
-        out["password"] = {"env": _env_name(address)}
+        # The value was never in the state: leave the CRM's password as it is.
+        out["password"] = dict(KEEP_LIVE)
     for key in ("sender_name", "send_emails", "default", "signature", "sync", "shared_with"):
         if key in entry and entry[key] != _MAILBOX_DEFAULTS.get(key, object()):
             out[key] = entry[key]
@@ -78,37 +90,75 @@ def _write_new(target: Path, text: str) -> bool:
     return True
 
 
+def _selected(
+    kind: str, entries: dict[str, dict[str, Any]], in_config: set[str], named: set[str]
+) -> tuple[list[str], list[str]]:
+    """(keys to import, managed keys left out as pending deletes) of one kind."""
+    chosen, pending = [], []
+    for key in sorted(entries):
+        folded = key.lower() if kind == "mailbox" else key
+        if folded in in_config:
+            continue
+        if named:
+            if key in named or folded in named:
+                chosen.append(key)
+        elif entries[key].get("managed") is True:
+            pending.append(key)
+        else:
+            chosen.append(key)
+    return chosen, pending
+
+
 def run(args: argparse.Namespace) -> int:
     project = load_project(args.root)
     root = project.root
     state = project.backend(args.state).read()
     in_config_providers = {e.name for e in project.checked.providers if e.name}
     in_config_mailboxes = {m.address for m in project.checked.mailboxes if m.address}
+    named = {*args.ids, *(i.lower() for i in args.ids if "@" in i)}
+    unknown = [
+        i
+        for i in args.ids
+        if i not in state.providers and i.lower() not in {k.lower() for k in state.mailboxes}
+    ]
+    if unknown:
+        raise UsageError(f"not in the live state: {', '.join(unknown)}")
+    providers, pending_p = _selected("provider", state.providers, in_config_providers, named)
+    addresses, pending_m = _selected("mailbox", state.mailboxes, in_config_mailboxes, named)
+    known_providers = in_config_providers | set(providers)
+    skipped = [a for a in addresses if state.mailboxes[a].get("provider") not in known_providers]
+    addresses = [a for a in addresses if a not in skipped]
+    for key in (*pending_p, *pending_m):
+        output.warn(
+            f"`{key}` is managed but not in the config: a pending delete, not imported "
+            f"(to keep it, run `mailgitops import {key}`)"
+        )
+    for address in skipped:
+        provider = state.mailboxes[address].get("provider")
+        output.warn(
+            f"`{address}` is not imported: its provider `{provider}` is neither in the config "
+            f"nor imported (run `mailgitops import {provider} {address}`)"
+        )
     written: list[str] = []
     try:
         (root / PROVIDERS_DIR).mkdir(exist_ok=True)
         (root / MAILBOXES_DIR).mkdir(exist_ok=True)
     except OSError as exc:
         raise MailgitopsError(f"cannot create the config folders: {exc.strerror or exc}") from None
-    for name, entry in sorted(state.providers.items()):
-        if name in in_config_providers:
-            continue
+    for name in providers:
+        entry = state.providers[name]
         target = root / PROVIDERS_DIR / f"{name}.yaml"
-        body = {"name": name, **{k: v for k, v in entry.items() if k != "managed"}}
+        body = {"name": name, **{k: v for k, v in entry.items() if k in KNOWN_KEYS["provider"]}}
         origin = "managed" if entry.get("managed") else "made outside mailgitops"
         if _write_new(target, f"# Imported from the live state ({origin}).\n" + _dump(body)):
             written.append(str(target.relative_to(root)))
         else:
             output.warn(f"{target} exists but defines no provider `{name}`; not overwritten")
-    boxes = [
-        _mailbox_yaml(address, entry, state.providers)
-        for address, entry in sorted(state.mailboxes.items())
-        if address.lower() not in in_config_mailboxes
-    ]
+    boxes = [_mailbox_yaml(a, state.mailboxes[a], state.providers) for a in addresses]
     if boxes:
         header = (
-            "# Imported from the live state. Secrets are references: set every\n"
-            "# *_PASSWORD variable named below where `apply` runs, or change the reference.\n"
+            "# Imported from the live state. `password: {keep: live}` leaves the password\n"
+            "# as it is in the CRM; replace it by {env: NAME} or {file: PATH} to manage it.\n"
         )
         text = header + _dump({"mailboxes": boxes})
         n = 1

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from mailgitops import access, output, render
+from mailgitops import output, planfile, render
 from mailgitops.commands.common import (
     add_cache_argument,
     add_root_argument,
@@ -16,7 +17,8 @@ from mailgitops.commands.common import (
 )
 from mailgitops.errors import MailgitopsError
 from mailgitops.fsutil import atomic_write, replace_refusal
-from mailgitops.pipeline import Project, load_project, make_plan
+from mailgitops.pipeline import Project, load_project, planned, state_location
+from mailgitops.rules import access
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         backend = project.backend(args.state)
         state = backend.read()
-        plan = make_plan(project, state, access.actor_from(args.actor))
+        plan, desired = planned(project, state, access.actor_from(args.actor))
+        location = state_location(project, args.state, backend)
     except MailgitopsError as exc:
         if args.format == "json":
             # Scripts read stdout: a failed plan is still exactly one JSON document.
@@ -61,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
         if why is not None:
             raise MailgitopsError(f"refusing to write the plan to {args.out}: {why}")
         try:
-            data = json.dumps(plan.to_json(), indent=2).encode() + b"\n"
-            atomic_write(Path(args.out), data)
+            atomic_write(Path(args.out), planfile.dumps(plan, desired, location))
         except OSError as exc:
             raise MailgitopsError(f"cannot write plan file {args.out}: {exc.strerror}") from None
     output.out(render.render(plan, args.format, output.use_color(sys.stdout)), end="")
@@ -71,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
             output.error(str(refusal))
         return 1
     if args.out:
-        output.err(f"Saved the plan to {args.out}; apply it with `mailgitops apply {args.out}`.")
+        output.err(
+            f"Saved the plan to {args.out}; apply it with `{_apply_command(args, location)}`."
+        )
     if args.detailed_exitcode and plan.has_changes:
         return 2
     return 0
@@ -88,3 +92,16 @@ def _failure(project: Project, exc: MailgitopsError) -> dict[str, Any]:
             for r in getattr(exc, "refusals", ())
         ],
     }
+
+
+def _apply_command(args: argparse.Namespace, location: planfile.Location) -> str:
+    """The command that applies the saved plan from the same directory: apply finds the state
+    in the plan file, except a PostgreSQL DSN given on the command line (its password is not
+    kept), which must be given again."""
+    words = ["mailgitops", "apply"]
+    if args.root != ".":
+        words += ["-C", args.root]
+    if location.backend == "postgres" and location.chosen_by == "--state":
+        words += ["--state", '"$DSN"']  # the --state given to plan; never echoed
+    words.append(args.out)
+    return " ".join(w if w == '"$DSN"' else shlex.quote(w) for w in words)

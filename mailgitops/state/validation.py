@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mailgitops import schema
+from mailgitops import identifiers, schema
 from mailgitops.model import SECRET_KEYS, is_secret_path
 
 if TYPE_CHECKING:  # jsonschema is imported only for a state that failed the compiled check
@@ -55,7 +55,7 @@ def schema_problems(document: Any, check_values: bool = True) -> list[str]:
     if bad_values:
         return _capped(bad_values)
     if schema.is_valid("state", document):  # the compiled check: most states are valid
-        return []
+        return _invisible(document)
     errors = sorted(
         schema.validator("state").iter_errors(document), key=lambda e: list(map(str, e.path))
     )
@@ -117,6 +117,33 @@ def _valid_text(text: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _invisible(document: dict[str, Any]) -> list[str]:
+    """Identifiers of a schema-valid state with characters a reader cannot see (SPEC §9):
+    keys, and the owner, provider, users, domains and hosts of each entry."""
+    problems = []
+    for kind in ("providers", "mailboxes"):
+        for key, entry in document[kind].items():
+            values: list[tuple[tuple[str | int, ...], Any]] = [((kind, key), key)]
+            for attr in ("owner", "provider"):
+                values.append(((kind, key, attr), entry.get(attr)))
+            for server in ("imap", "smtp", "exchange"):
+                sub = entry.get(server)
+                if isinstance(sub, dict):
+                    values.append(((kind, key, server, "host"), sub.get("host")))
+            for index, domain in enumerate(entry.get("domains") or []):
+                values.append(((kind, key, "domains", index), domain))
+            for index, share in enumerate(entry.get("shared_with") or []):
+                if isinstance(share, dict):
+                    values.append(((kind, key, "shared_with", index, "user"), share.get("user")))
+            for where, value in values:
+                found = identifiers.invisible(value) if isinstance(value, str) else None
+                if found is not None:
+                    problems.append(
+                        f"{_json_path(where)}: contains an invisible or control character ({found})"
+                    )
+    return problems[:_MAX_SCHEMA_ERRORS]
 
 
 def _describe(error: ValidationError) -> str:

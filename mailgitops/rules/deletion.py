@@ -1,19 +1,24 @@
-"""Rules that refuse a plan, and the mass-deletion threshold.
+"""The deletion rule, the domain's one hard rule (SPEC §4): a provider cannot be deleted while
+any mailbox in live that the plan does not delete or move away from it would still use it —
+managed or made outside mailgitops, as the CRM itself refuses to delete a MailServer that
+MailboxSyncSettings rows reference.
 
-The deletion rule (SPEC §4): a provider cannot be deleted while any mailbox in live that the
-plan does not delete or move away from it would still use it — managed or made outside
-mailgitops, as the CRM itself refuses to delete a MailServer that MailboxSyncSettings rows
-reference."""
+It has two entry points: `refusals` on a plan, and `removed_provider_refusals` on a config
+that no longer defines a provider its own mailboxes name (that config has errors, so there is
+no plan to check, but the reader must see the same rule with the same words)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mailgitops.plan import Plan, Refusal
 from mailgitops.state.base import State
 
+if TYPE_CHECKING:
+    from mailgitops.validate import CheckedConfig
+
+RULE = "deletion-rule"
 FIX_HINT = (
     "Delete these mailboxes or move them to another provider in the same plan, or keep the "
     "provider in providers.d/."
@@ -47,7 +52,8 @@ def mailbox_users_after(plan: Plan, state: State) -> dict[str, list[tuple[str, s
     return users
 
 
-def deletion_refusals(plan: Plan, state: State) -> list[Refusal]:
+def refusals(plan: Plan, state: State) -> list[Refusal]:
+    """One refusal per provider the plan deletes while a mailbox would still use it."""
     deleted = [c.id for c in plan.changes if c.kind == "provider" and c.action == "delete"]
     if not deleted:
         return []
@@ -64,40 +70,26 @@ def provider_in_use(provider: str, mailboxes: Iterable[tuple[str, str | None]]) 
         for address, place in mailboxes
     ]
     return Refusal(
-        "deletion-rule",
+        RULE,
         f"cannot delete provider `{provider}`: {len(details)} mailbox(es) would still use it. "
         + FIX_HINT,
         tuple(details),
     )
 
 
-def check(plan: Plan, state: State) -> Plan:
-    """The plan with every refusal that applies to it."""
-    refusals = deletion_refusals(plan, state)
-    if not refusals:
-        return plan
-    return dataclasses.replace(plan, refusals=(*plan.refusals, *refusals))
-
-
-DEFAULT_MAX_DELETE_SHARE = 0.25
-DEFAULT_MIN_MANAGED = 10
-
-
-def mass_deletion(plan: Plan, state: State, settings: dict[str, Any]) -> str | None:
-    """A warning when the plan deletes more than `safety.max_delete_share` of the managed
-    mailboxes (once at least `safety.min_managed` are managed); None otherwise. `plan` shows
-    it prominently and succeeds (reviewers must see what would happen); `apply` refuses
-    such a plan unless --allow-mass-delete is given."""
-    section = settings.get("safety")
-    section = section if isinstance(section, dict) else {}
-    share = section.get("max_delete_share", DEFAULT_MAX_DELETE_SHARE)
-    minimum = section.get("min_managed", DEFAULT_MIN_MANAGED)
-    managed = sum(1 for _ in state.managed("mailbox"))
-    deleted = sum(1 for c in plan.changes if c.kind == "mailbox" and c.action == "delete")
-    if managed < minimum or deleted == 0 or deleted <= share * managed:
-        return None
-    return (
-        f"MASS DELETION: this plan deletes {deleted} of {managed} managed mailboxes "
-        f"({deleted / managed:.0%}), more than the {share:.0%} allowed (safety.max_delete_share "
-        "in mailgitops.yaml); apply refuses it unless given --allow-mass-delete"
-    )
+def removed_provider_refusals(checked: CheckedConfig, state: State) -> list[Refusal]:
+    """When a provider was removed from the config while mailboxes of the config still use it,
+    report it as the deletion rule does: the provider the plan would have to delete and each
+    mailbox with its FILE:LINE (SPEC §4)."""
+    gone: dict[str, list[tuple[str, str | None]]] = {}
+    live_managed = {name for name, _ in state.managed("provider")}
+    for mb in checked.mailboxes:
+        if mb.provider is not None or mb.address is None:
+            continue
+        named = mb.merged.get("provider")
+        if not isinstance(named, str):
+            live = state.mailboxes.get(mb.address) or {}
+            named = live.get("provider")
+        if isinstance(named, str) and named in live_managed:
+            gone.setdefault(named, []).append((mb.address, mb.where("address")))
+    return [provider_in_use(name, users) for name, users in sorted(gone.items())]

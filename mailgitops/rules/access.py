@@ -16,7 +16,6 @@ as Git hosts and the CRM compare logins."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -162,18 +161,16 @@ def refusal(changes: Iterable[Change], access: Access, actor: str) -> Refusal | 
     )
 
 
-def check(plan: Plan, settings: Mapping[str, Any], actor: str | None) -> Plan:
-    """The plan with the access refusal for `actor`, if any. A refusal of an earlier check (a
-    saved plan made by someone else) is dropped first: what counts is who applies."""
+def check(plan: Plan, settings: Mapping[str, Any], actor: str | None) -> Refusal | None:
+    """The access refusal of `plan` for `actor`, if any. What counts is who applies: a plan
+    (or a plan file) carries no actor that could be trusted."""
     access = Access.from_settings(settings)
     if access is None:
-        return plan
+        return None
     if actor is None:
         raise UsageError(
             "mailgitops.yaml has access rules, so plan and apply need to know who acts: pass "
             f"--actor NAME or set {ACTOR_ENV} (in CI: the pull request's author, or who "
             "merged it; see docs/access.md)"
         )
-    kept = tuple(r for r in plan.refusals if r.rule != RULE)
-    found = refusal(plan.changes, access, actor)
-    return dataclasses.replace(plan, refusals=kept if found is None else (*kept, found))
+    return refusal(plan.changes, access, actor)

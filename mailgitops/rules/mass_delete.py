@@ -1,0 +1,33 @@
+"""The mass-deletion guard: a plan that deletes more than `safety.max_delete_share` of the
+managed mailboxes (once at least `safety.min_managed` are managed). `plan` shows it
+prominently and succeeds (reviewers must see what would happen); `apply` refuses such a plan
+unless given --allow-mass-delete. Counted on the re-derived plan, so a plan file cannot hide
+deletions from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailgitops.plan import Plan, Refusal
+from mailgitops.state.base import State
+
+RULE = "mass-delete"
+DEFAULT_MAX_DELETE_SHARE = 0.25
+DEFAULT_MIN_MANAGED = 10
+
+
+def guard(plan: Plan, state: State, settings: dict[str, Any]) -> Refusal | None:
+    section = settings.get("safety")
+    section = section if isinstance(section, dict) else {}
+    share = section.get("max_delete_share", DEFAULT_MAX_DELETE_SHARE)
+    minimum = section.get("min_managed", DEFAULT_MIN_MANAGED)
+    managed = sum(1 for _ in state.managed("mailbox"))
+    deleted = sum(1 for c in plan.changes if c.kind == "mailbox" and c.action == "delete")
+    if managed < minimum or deleted == 0 or deleted <= share * managed:
+        return None
+    return Refusal(
+        RULE,
+        f"MASS DELETION: this plan deletes {deleted} of {managed} managed mailboxes "
+        f"({deleted / managed:.0%}), more than the {share:.0%} allowed (safety.max_delete_share "
+        "in mailgitops.yaml); apply refuses it unless given --allow-mass-delete",
+    )
