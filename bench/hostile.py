@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             }
             argv_ = [sys.executable, "-m", "mailgitops", "validate", "-C", str(roots[case])]
             name = f"hostile-{case}-{label.replace(' ', '-')}"
-            m = run.run_child(argv_, env, REPO, name, args.timeout)
+            # `python -m` puts the working directory first on sys.path: run in the source.
+            m = run.run_child(argv_, env, sources[label], name, args.timeout)
             results[(case, label)].append(m)
             run.log(
                 f"{case:>11} {label:<16} {m.seconds:7.2f} s {m.maxrss_mib:8.0f} MiB "
