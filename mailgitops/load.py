@@ -100,15 +100,16 @@ class _Loader(_BaseLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.problems: list[tuple[int, int, str, str]] = []  # line, col, message, rule
-        self.secret_ids: frozenset[int] = frozenset()
+        self.secret_ids: set[int] = set()
 
 
-def _secret_nodes(root: Node) -> frozenset[int]:
+def _secret_nodes(root: Node) -> set[int]:
     """The ids of every node that is, or is inside, the value of a secret key (SECRET_KEYS),
     however it is reached: an anchor defined under `password:` and used elsewhere is still
     the password, and so is a value used under `password:` through an alias. Each node is
-    visited once, so aliases cost nothing extra."""
-    roots: list[Node] = []
+    visited once, so aliases cost nothing extra. Only a document with aliases needs this
+    walk: without them _construct_map marks each secret value as it meets its key."""
+    secret: set[int] = set()
     seen: set[int] = set()
     stack = [root]
     while stack:
@@ -119,21 +120,24 @@ def _secret_nodes(root: Node) -> frozenset[int]:
         if isinstance(node, MappingNode):
             for key, value in node.value:
                 if isinstance(key, ScalarNode) and key.value in SECRET_KEYS:
-                    roots.append(value)
+                    _add_subtree(value, secret)
                 stack.extend((key, value))
         elif isinstance(node, SequenceNode):
             stack.extend(node.value)
-    secret: set[int] = set()
-    while roots:
-        node = roots.pop()
-        if id(node) in secret:
+    return secret
+
+
+def _add_subtree(top: Node, into: set[int]) -> None:
+    stack = [top]
+    while stack:
+        node = stack.pop()
+        if id(node) in into:
             continue
-        secret.add(id(node))
+        into.add(id(node))
         if isinstance(node, MappingNode):
-            roots.extend(part for pair in node.value for part in pair)
+            stack.extend(part for pair in node.value for part in pair)
         elif isinstance(node, SequenceNode):
-            roots.extend(node.value)
-    return frozenset(secret)
+            stack.extend(node.value)
 
 
 def _mark(node: Node) -> tuple[int, int]:
@@ -226,6 +230,8 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[MarkedDict]:
             seen[key] = kline
         vline, vcol = _mark(value_node)
         data.marks[key] = (kline, kcol, vline, vcol)
+        if key in SECRET_KEYS and id(value_node) not in secret:
+            _add_subtree(value_node, secret)  # before its note is taken, and its children built
         if id(value_node) in secret:
             if data.hidden is None:
                 data.hidden = set()
@@ -569,7 +575,7 @@ def _load(loader: _FastLoader | _Loader, text: str, doc: Document) -> Any:
             _check_expansion(node)
         doc.root_mark = _mark(node)
         doc.item_marks = _item_marks(node)
-        if isinstance(loader, _Loader):
+        if isinstance(loader, _Loader) and "*" in text:
             loader.secret_ids = _secret_nodes(node)
         return loader.construct_document(node)
     except _Bomb as exc:
