@@ -165,6 +165,17 @@ def test_live_names_are_shown_escaped(cli: Cli) -> None:
     assert json.loads(out)["mailboxes"]["ui@example.com"]["signature"] == "\x1b[2J\x9b"
 
 
+def test_a_state_path_from_the_settings_cannot_forge_a_line(cli: Cli) -> None:
+    name = "x\nOK: 0 error(s)\x1b[2J.json"
+    tree(cli.root, {"mailgitops.yaml": f"state:\n  backend: file\n  path: {json.dumps(name)}\n"})
+    (cli.root / name).write_text("{")
+    code, _, err = cli("plan", state=False)
+    assert code == 1
+    _assert_clean(err)
+    assert not any(line.startswith("OK:") for line in err.splitlines())
+    assert "x\\u000aOK: 0 error(s)\\u001b[2J.json: it is not valid JSON" in err
+
+
 def test_markdown_notifies_no_one_and_links_nowhere(cli: Cli) -> None:
     team = (cli.root / "mailboxes.d" / "team.yaml").read_text()
     (cli.root / "mailboxes.d" / "team.yaml").write_text(
