@@ -27,6 +27,11 @@ COMMANDS = {
     "import": "import_live",
     "import-ispdb": "import_ispdb",
     "state": "state",
+    "check": "check",
+    "init": "init",
+    "schemas": "schemas",
+    "completion": "completion",
+    "render": "render",
 }
 
 

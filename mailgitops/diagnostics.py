@@ -56,13 +56,15 @@ class Collector:
     def extend(self, diags: list[Diagnostic]) -> None:
         self.items.extend(diags)
 
+    # Counted over the distinct findings that `sorted()` reports: a finding found twice (by two
+    # checks, or once per document that shares it) is one error in every command's count.
     @property
     def errors(self) -> list[Diagnostic]:
-        return [d for d in self.items if d.severity == "error"]
+        return [d for d in self.sorted() if d.severity == "error"]
 
     @property
     def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.items if d.severity == "warning"]
+        return [d for d in self.sorted() if d.severity == "warning"]
 
     def sorted(self) -> list[Diagnostic]:
         return sorted(set(self.items), key=sort_key)

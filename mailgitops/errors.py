@@ -15,6 +15,10 @@ class UsageError(MailgitopsError):
     """The command line is wrong."""
 
 
+class NotConfigRoot(UsageError):
+    """The directory given as the config root has none of the config's folders and files."""
+
+
 class ConfigError(MailgitopsError):
     """The config cannot be used (the diagnostics were already reported). `refusals` are the
     plan rules it already breaks (a provider removed while mailboxes use it)."""

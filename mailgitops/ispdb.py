@@ -52,6 +52,7 @@ from xml.parsers import expat
 
 import yaml
 
+from mailgitops import schema
 from mailgitops.fsutil import atomic_write
 from mailgitops.model import (
     AuthMethod,
@@ -63,7 +64,7 @@ from mailgitops.model import (
 
 MAX_FILE_BYTES: Final = 1024 * 1024
 PROVIDERS_DIR: Final = "providers.d"
-SCHEMA_COMMENT: Final = "# yaml-language-server: $schema=../schemas/provider.schema.json"
+SCHEMA_COMMENT: Final = schema.header("provider")
 
 _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 # The same patterns as schemas/provider.schema.json, so that what we write validates.
@@ -91,6 +92,10 @@ _LOGIN_PLACEHOLDERS: Final[dict[str, LoginFormat]] = {
 _AUTH_METHODS: Final[dict[str, Literal["password", "oauth2"]]] = {
     "password-cleartext": "password",
     "password-encrypted": "password",
+    # The names of older ISPDB files, which Thunderbird still reads as the two above
+    # (comm-central, mailnews/base/prefs/content/accountcreation/readFromXML.sys.mjs).
+    "plain": "password",
+    "secure": "password",
     "OAuth2": "oauth2",
 }
 
@@ -157,9 +162,18 @@ class _Refused(Exception):
 # --- reading ------------------------------------------------------------------------------
 
 
+def provider_name(path: Path) -> str:
+    """The file's name without `.xml`: ISPDB names files after a domain, so `126.com` (as
+    served by the autoconfig URL, without the suffix) is provider `126.com`, not `126`."""
+    name = path.name
+    if name.lower().endswith(".xml"):
+        name = name[: -len(".xml")]
+    return name.lower()
+
+
 def parse_client_config(path: Path) -> IspdbProvider | Skip:
     """Read one ISPDB file and map it, or say why it cannot be imported."""
-    name = path.stem.lower()
+    name = provider_name(path)
     if not _NAME_RE.match(name):
         return Skip(
             f"file name gives provider name {name!r}, which does not match "
@@ -677,31 +691,83 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
+def _existing_domains(root: Path) -> dict[str, str]:
+    """domain -> the existing provider file that lists it, read leniently (validate reports
+    the files' own errors): a provider file that cannot be read claims nothing here."""
+    from mailgitops.load import config_files, read
+
+    out: dict[str, str] = {}
+    for rel in config_files(root):
+        if not rel.startswith(f"{PROVIDERS_DIR}/"):
+            continue
+        data = read(root, rel).data
+        domains = data.get("domains") if isinstance(data, dict) else None
+        for domain in domains if isinstance(domains, list) else []:
+            if isinstance(domain, str):
+                out.setdefault(domain.lower().rstrip("."), rel)
+    return out
+
+
+def _collisions(
+    parsed: list[tuple[Path, IspdbProvider | Skip]], root: Path, force: bool
+) -> dict[Path, str]:
+    """Why each input must be skipped for its domains: a domain belongs to at most one
+    provider (SPEC §2.1), so two inputs that claim it are both skipped (which one is right is
+    the user's call), and so is an input that claims a domain an existing provider serves —
+    unless --force replaces exactly that provider's file."""
+    existing = _existing_domains(root)
+    claims: dict[str, list[Path]] = {}
+    for path, p in parsed:
+        if isinstance(p, IspdbProvider):
+            for domain in p.domains:
+                claims.setdefault(domain, []).append(path)
+    out: dict[Path, str] = {}
+    for path, p in parsed:
+        if not isinstance(p, IspdbProvider):
+            continue
+        own = f"{PROVIDERS_DIR}/{p.name}.yaml"
+        for domain in p.domains:
+            others = [q.name for q in claims[domain] if q != path]
+            holder = existing.get(domain)
+            if others:
+                out[path] = f"domain {domain} is also claimed by {', '.join(others)}"
+                break
+            if holder is not None and not (force and holder == own):
+                out[path] = f"domain {domain} is already served by {holder}"
+                break
+    return out
+
+
 def import_ispdb(paths: Sequence[Path], root: Path, force: bool) -> ImportReport:
     """Import every file of `paths` into `root/providers.d/`. Per file all or nothing; one
-    file's failure never stops the others."""
+    file's failure never stops the others. Every file is read and every domain checked
+    before the first one is written."""
     target_dir = root / PROVIDERS_DIR
+    parsed = [(path, parse_client_config(path)) for path in expand_paths(paths)]
+    collisions = _collisions(parsed, root, force)
     target_dir.mkdir(exist_ok=True)
     results: list[FileResult] = []
     claimed: dict[str, str] = {}  # provider name -> source that wrote it in this run
-    for path in expand_paths(paths):
+    for path, parsed_one in parsed:
         source = path.name
-        parsed = parse_client_config(path)
-        if isinstance(parsed, Skip):
-            results.append(FileResult(source, reason=parsed.reason))
+        if isinstance(parsed_one, Skip):
+            results.append(FileResult(source, reason=parsed_one.reason))
             continue
-        if parsed.name in claimed:
+        if path in collisions:
+            results.append(FileResult(source, reason=collisions[path]))
+            continue
+        if parsed_one.name in claimed:
             results.append(
-                FileResult(source, reason=f"same provider name as {claimed[parsed.name]}")
+                FileResult(source, reason=f"same provider name as {claimed[parsed_one.name]}")
             )
             continue
-        relative = f"{PROVIDERS_DIR}/{parsed.name}.yaml"
-        target = target_dir / f"{parsed.name}.yaml"
+        relative = f"{PROVIDERS_DIR}/{parsed_one.name}.yaml"
+        target = target_dir / f"{parsed_one.name}.yaml"
         if not force and os.path.lexists(target):
             results.append(FileResult(source, reason=f"{relative} exists, use --force"))
             continue
         try:
-            text = render_provider_yaml(parsed, source)
+            text = render_provider_yaml(parsed_one, source)
         except AssertionError:
             # A bug in the writer must not put a wrong file in the repository.
             results.append(
@@ -714,7 +780,7 @@ def import_ispdb(paths: Sequence[Path], root: Path, force: bool) -> ImportReport
         if problem is not None:
             results.append(FileResult(source, reason=f"could not write {relative}: {problem}"))
             continue
-        claimed[parsed.name] = source
+        claimed[parsed_one.name] = source
         results.append(FileResult(source, written=relative))
     return ImportReport(tuple(results))
 

@@ -20,7 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.errors import UsageError
+from mailgitops.errors import NotConfigRoot, UsageError
 from mailgitops.model import SECRET_KEYS, is_secret_path
 
 try:  # the C parser is several times faster; fall back where libyaml is missing
@@ -56,6 +56,7 @@ _SEPARATORS = (",", ":", "\n", "-", "[", "{", "?")
 PROVIDERS_DIR = "providers.d"
 MAILBOXES_DIR = "mailboxes.d"
 SETTINGS_FILE = "mailgitops.yaml"
+ROOT_MARKERS = (PROVIDERS_DIR, MAILBOXES_DIR, SETTINGS_FILE)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -481,14 +482,21 @@ class ParseBudget:
         self.remaining = nodes
         self.errors = 0  # found so far in this run's files (their schema checks included)
 
+    def stopped(self) -> tuple[str, str] | None:
+        """(message, rule) once the run has too many errors to read more files."""
+        if self.errors <= MAX_RUN_ERRORS:
+            return None
+        return (
+            f"not read: the config already has more than {MAX_RUN_ERRORS:,} errors in the "
+            "files before this one; fix those first",
+            "parse-budget",
+        )
+
     def refusal(self, text: str) -> tuple[str, str] | None:
         """(message, rule) when `text` may not be composed; else it is charged."""
-        if self.errors > MAX_RUN_ERRORS:
-            return (
-                f"not read: the config already has more than {MAX_RUN_ERRORS:,} errors in "
-                "the files before this one; fix those first",
-                "parse-budget",
-            )
+        stopped = self.stopped()
+        if stopped is not None:
+            return stopped
         estimate = sum(text.count(sep) for sep in _SEPARATORS) + 1
         if estimate > MAX_FILE_NODES:
             return (
@@ -628,43 +636,49 @@ def _outside(root: Path, relpath: str) -> bool:
     return not real.is_relative_to(os.path.realpath(root))
 
 
-def _read_bytes(root: Path, relpath: str) -> bytes:
-    """A config file's bytes, from a regular file inside the root only; opened without
-    blocking (a FIFO named x.yaml must not hang validate) and checked on the open file."""
+def _unusable(relpath: str, message: str, rule: str) -> Document:
+    doc = Document(relpath, None)
+    doc.problem(1, 1, message, rule)
+    return doc
+
+
+def read_raw(root: Path, relpath: str, limit: int = MAX_FILE_BYTES) -> bytes | Document:
+    """A file's bytes (one more than `limit` at most, so that the size check sees it), or a
+    Document with the reason it cannot be read. Only a regular file inside the root is read;
+    it is opened without blocking (a FIFO named x.yaml must not hang validate) and checked on
+    the open descriptor."""
     if _outside(root, relpath):
-        raise _Unusable(
-            "the file resolves outside the config root (a symbolic link?)", "outside-root"
+        return _unusable(
+            relpath, "the file resolves outside the config root (a symbolic link?)", "outside-root"
         )
     try:
         fd = os.open(root / relpath, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise _Unusable(f"cannot read: {exc.strerror}", "io") from None
+        return _unusable(relpath, f"cannot read: {exc.strerror}", "io")
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _Unusable("not a regular file", "not-a-file")
+            return _unusable(relpath, "not a regular file", "not-a-file")
         with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(MAX_FILE_BYTES + 1)
+            return fh.read(limit + 1)
     except OSError as exc:
-        raise _Unusable(f"cannot read: {exc.strerror}", "io") from None
+        return _unusable(relpath, f"cannot read: {exc.strerror}", "io")
     finally:
         os.close(fd)
-
-
-class _Unusable(Exception):
-    def __init__(self, message: str, rule: str) -> None:
-        super().__init__(message)
-        self.rule = rule
 
 
 def read(
     root: Path, relpath: str, cache: Cache | None = None, budget: ParseBudget | None = None
 ) -> Document:
-    try:
-        raw = _read_bytes(root, relpath)
-    except _Unusable as exc:
-        doc = Document(relpath, None)
-        doc.problem(1, 1, str(exc), exc.rule)
-        return doc
+    raw = read_raw(root, relpath)
+    if isinstance(raw, Document):
+        return raw
+    return parse_cached(raw, relpath, cache, budget)
+
+
+def parse_cached(
+    raw: bytes, relpath: str, cache: Cache | None, budget: ParseBudget | None = None
+) -> Document:
+    """parse(), through the cache: the bytes of a file, or the text a template rendered."""
     if cache is None:
         return parse(raw, relpath, budget)
     # The folder decides the schema, so it is part of the key; the name is not.
@@ -709,28 +723,44 @@ class Tree:
     notices: list[Diagnostic] = field(default_factory=list)
 
 
+TEMPLATE_SUFFIX = ".yaml.j2"
+
+
+def _ignored_reason(directory: Path, name: str) -> str | None:
+    """Why a file of providers.d/ or mailboxes.d/ is not read, or None when it is. Only
+    dotfiles and READMEs are passed over without a word (SPEC §2): anything else that is not
+    read is a warning, so that a renamed or misnamed file never drops entries silently."""
+    path = directory / name
+    if name.endswith((".yaml", TEMPLATE_SUFFIX)) and path.is_file():
+        return None
+    if path.is_dir():
+        return f"a folder inside {directory.name}/ is not read (files of the folder itself are)"
+    if name.endswith(".yaml") or name.endswith(TEMPLATE_SUFFIX):
+        return "not a regular file"
+    if name.endswith(".yml"):
+        return "only *.yaml files are read (rename to .yaml)"
+    if name.endswith((".yml.j2", ".j2", ".jinja", ".jinja2")):
+        return f"only *.yaml and *{TEMPLATE_SUFFIX} files are read (rename to *{TEMPLATE_SUFFIX})"
+    return f"only *.yaml files and *{TEMPLATE_SUFFIX} templates are read"
+
+
 def _listing(root: Path, folder: str, notices: list[Diagnostic]) -> list[str]:
     directory = root / folder
     if not directory.is_dir():
         return []
     names: list[str] = []
     for name in sorted(os.listdir(directory)):
-        if name.startswith("."):
+        if name.startswith(".") or name.upper().startswith("README"):
             continue
-        if name.endswith(".yml") and (directory / name).is_file():
+        reason = _ignored_reason(directory, name)
+        if reason is None:
+            names.append(f"{folder}/{name}")
+        else:
             notices.append(
                 Diagnostic(
-                    f"{folder}/{name}",
-                    1,
-                    1,
-                    "warning",
-                    "ignored: only *.yaml files are read (rename to .yaml)",
-                    "ignored-file",
+                    f"{folder}/{name}", 1, 1, "warning", f"ignored: {reason}", "ignored-file"
                 )
             )
-            continue
-        if name.endswith(".yaml") and (directory / name).is_file():
-            names.append(f"{folder}/{name}")
     return names
 
 
@@ -771,11 +801,24 @@ def settings_files(root: Path) -> list[str]:
     return names + config_files(root)
 
 
+def is_config_root(root: Path) -> bool:
+    return any(os.path.lexists(root / name) for name in ROOT_MARKERS)
+
+
 def check_root(root: Path) -> None:
+    """Refuse what is not a config root (SPEC §8): a directory with none of providers.d/,
+    mailboxes.d/ and mailgitops.yaml is a wrong `-C` or the wrong working directory (inside
+    mailboxes.d/, say). Planning it as an empty config would destroy everything managed."""
     if not root.exists():
         raise UsageError(f"config root {root} does not exist")
     if not root.is_dir():
         raise UsageError(f"config root {root} is not a directory")
+    if not is_config_root(root):
+        raise NotConfigRoot(
+            f"{root} is not a mailgitops config root: it has none of {PROVIDERS_DIR}/, "
+            f"{MAILBOXES_DIR}/ and {SETTINGS_FILE}. Run the command in the config repository "
+            "(or pass -C DIR), or make one with `mailgitops init`."
+        )
 
 
 def config_files(root: Path) -> list[str]:
@@ -799,14 +842,29 @@ def load_tree(root: Path, cache: Cache | None = None, inspect: Inspect | None = 
     settings = (
         read(root, SETTINGS_FILE, budget=budget) if os.path.lexists(root / SETTINGS_FILE) else None
     )
+    provider_files = _listing(root, PROVIDERS_DIR, notices)
+    mailbox_files = _listing(root, MAILBOXES_DIR, notices)
+    one: Callable[[str], Document] = lambda rel: read(root, rel, cache, budget)  # noqa: E731
+    if any(name.endswith(TEMPLATE_SUFFIX) for name in provider_files + mailbox_files):
+        # Imported here: templating builds on this module (parse, Document).
+        from mailgitops import templating
+
+        inputs = templating.template_inputs(root, settings)
+        notices += inputs.problems
+
+        def one(rel: str) -> Document:
+            if rel.endswith(TEMPLATE_SUFFIX):
+                return templating.read_template(root, rel, cache, inputs)
+            return read(root, rel, cache, budget)
+
     folders: dict[str, list[Document]] = {PROVIDERS_DIR: [], MAILBOXES_DIR: []}
-    for folder, docs in folders.items():
-        for rel in _listing(root, folder, notices):
-            doc = read(root, rel, cache, budget)
+    for folder, files in ((PROVIDERS_DIR, provider_files), (MAILBOXES_DIR, mailbox_files)):
+        for rel in files:
+            stopped = budget.stopped()
+            doc = _unusable(rel, *stopped) if stopped is not None else one(rel)
             budget.errors += len(doc.problems) + (inspect(doc, folder) if inspect else 0)
-            docs.append(doc)
-    providers, mailboxes = folders[PROVIDERS_DIR], folders[MAILBOXES_DIR]
-    return Tree(root, settings, providers, mailboxes, notices)
+            folders[folder].append(doc)
+    return Tree(root, settings, folders[PROVIDERS_DIR], folders[MAILBOXES_DIR], notices)
 
 
 def locate(data: Any, path: Any) -> tuple[int, int]:

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailgitops import normalize, output, rules, secrets
+from mailgitops import normalize, output, rules, secrets, templating
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import ConfigError, PlanStateMismatch, UsageError
-from mailgitops.load import SETTINGS_FILE, check_root, read, settings_files
+from mailgitops.load import SETTINGS_FILE, TEMPLATE_SUFFIX, check_root, read, settings_files
 from mailgitops.model import Config
 from mailgitops.plan import Desired, Plan, compute
 from mailgitops.planfile import Location, SavedPlan
@@ -105,6 +105,8 @@ class Project:
                 parts += [name.encode(), (self.root / name).read_bytes()]
         except OSError:
             return None
+        if any(name.endswith(TEMPLATE_SUFFIX) for name in names):
+            parts += templating.input_parts(self.root)  # data/ and templates/
         return self.cache.key("config", *parts)
 
 
@@ -120,7 +122,7 @@ def report_findings(diags: list[Diagnostic]) -> None:
         output.err(f"{d.file}:{d.line}:{d.col}: {sev}: {d.message} [{d.rule}]")
 
 
-def require_config(project: Project, state: State | None = None) -> Config:
+def require_config(project: Project, state: State | None = None, done: str = "planned") -> Config:
     checked = project.checked
     if not checked.ok:
         diags = checked.findings.sorted()
@@ -129,7 +131,7 @@ def require_config(project: Project, state: State | None = None) -> Config:
         for refusal in refusals:
             output.error(str(refusal))
         errors = len(checked.findings.errors)
-        raise ConfigError(f"the config has {errors} error(s); nothing was planned", refusals)
+        raise ConfigError(f"the config has {errors} error(s); nothing was {done}", refusals)
     return normalize.build(checked)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -125,6 +126,22 @@ class Plan:
     warnings: tuple[str, ...] = ()
     guards: tuple[Refusal, ...] = ()  # set by rules.evaluate: apply refuses unless overridden
     unreadable_secrets: tuple[str, ...] = ()  # references whose value is not readable here
+    # `plan --check`: the connection checks of the providers this plan creates or changes,
+    # in the JSON form of mailgitops.connect (None: not checked).
+    checks: tuple[dict[str, Any], ...] | None = None
+
+    def failed_checks(self) -> list[str]:
+        """`provider server step: message` for every failed connection check."""
+        out = []
+        for result in self.checks or ():
+            for check in result.get("checks", ()):
+                if check.get("status") == "fail":
+                    who = f" {check['mailbox']}" if check.get("mailbox") else ""
+                    out.append(
+                        f"{result.get('name')}: {check.get('server')} {check.get('target')} "
+                        f"{check.get('step')}{who}: {check.get('message')}"
+                    )
+        return out
 
     @property
     def has_changes(self) -> bool:
@@ -167,6 +184,11 @@ class Plan:
             "warnings": list(self.warnings),
             "secrets": {"unreadable": list(self.unreadable_secrets)},
         }
+        if self.checks is not None:
+            body["checks"] = {
+                "failed": len(self.failed_checks()),
+                "providers": list(self.checks),
+            }
         body["checksum"] = _body_checksum(body)
         return body
 
@@ -188,9 +210,23 @@ class Plan:
                 ),
                 warnings=tuple(data.get("warnings", ())),
                 unreadable_secrets=tuple(data.get("secrets", {}).get("unreadable", ())),
+                checks=_saved_checks(data["checks"]) if "checks" in data else None,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise MailgitopsError(f"{origin}: not a mailgitops plan file ({exc})") from None
+
+
+def _saved_checks(section: Any) -> tuple[dict[str, Any], ...]:
+    """The `plan --check` results of a plan file, in the shape failed_checks() reads."""
+    providers = section["providers"]
+    if not isinstance(providers, list) or not all(
+        isinstance(p, dict)
+        and isinstance(p.get("checks"), list)
+        and all(isinstance(c, dict) for c in p["checks"])
+        for p in providers
+    ):
+        raise TypeError("malformed `checks`")
+    return tuple(providers)
 
 
 def _body_checksum(body: dict[str, Any]) -> str:
@@ -207,13 +243,15 @@ def _dotted(parts: list[Any]) -> str:
 
 
 def attribute_diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[AttrChange, ...]:
-    """Attribute-level differences, in path order. Mappings are walked; lists (domains,
-    folders, shared_with) and secret references are compared as a whole: `domains: [a] ->
-    [a, b]` reads better than item paths.
+    """Attribute-level differences, in path order. Mappings are walked; secret references are
+    compared whole; the lists whose elements mean something on their own are diffed element by
+    element (one user added to a `shared_with` of thirty is one line, not two lists of thirty):
+    `domains`, `shared_with` (keyed by user) and its `rights` ignore order, `sync.folders`
+    keeps it. Paths name the element: `domains["b.com"]`, `shared_with["bob"].rights["send"]`,
+    `sync.folders[2]`.
 
-    Entries are small JSON objects, so a direct walk does it; deepdiff did the same at the cost
-    of half a second of imports (numpy, pydantic) per run, as much as parsing 10,000
-    mailboxes (docs/performance.md)."""
+    Entries are small JSON objects, so a direct walk does the mappings; deepdiff, which costs
+    half a second of imports, is imported only when such a list differs (docs/performance.md)."""
     out: list[AttrChange] = []
     _walk(before, after, (), out)
     return tuple(out)
@@ -230,8 +268,126 @@ def _walk(
         sensitive = path in SENSITIVE_PATHS
         if isinstance(b, dict) and isinstance(a, dict) and not sensitive:
             _walk(b, a, path, out)
-        else:
+            continue
+        elements = None
+        if path in ELEMENT_LISTS and isinstance(b, list) and isinstance(a, list):
+            elements = _list_diff(path, b, a)
+        if elements:
+            out.extend(elements)
+        else:  # not comparable element by element, or only the order of a set changed
             out.append(AttrChange(_dotted(list(path)), b, a, sensitive))
+
+
+# The lists diffed element by element, and whether their order means something (SPEC §2).
+ELEMENT_LISTS: dict[tuple[str, ...], bool] = {
+    ("domains",): False,
+    ("shared_with",): False,
+    ("sync", "folders"): True,
+}
+
+
+def _as_set(values: list[Any]) -> _Set | None:
+    """An unordered list as a mapping from each element to itself, so that deepdiff compares
+    it key by key, in linear time; or None when an element is not a plain value (an entry made
+    outside mailgitops may hold anything), and then the list is compared whole. (deepdiff's
+    own ignore_order pairs up changed elements by similarity, which takes minutes on a few
+    thousand domains: a pull request must not be able to stall the plan.)"""
+    if not all(isinstance(v, str) for v in values):
+        return None
+    return _Set((_SetElement(v), v) for v in values)
+
+
+class _Set(dict[Any, Any]):
+    """An unordered list made a mapping for deepdiff (`_as_set`)."""
+
+
+def _by_user(shares: list[Any]) -> dict[str, Any] | None:
+    """`shared_with` keyed by user, its rights as a set; or None when it is not a list of
+    distinct users with lists of rights (then it is compared whole)."""
+    out: dict[str, Any] = {}
+    for share in shares:
+        if not isinstance(share, dict) or not isinstance(share.get("user"), str):
+            return None
+        if share["user"] in out:
+            return None
+        rights = share.get("rights")
+        keyed = _as_set(rights) if isinstance(rights, list) else None
+        out[share["user"]] = {**share, "rights": keyed} if keyed is not None else share
+    return out
+
+
+@dataclass(frozen=True)
+class _SetElement:
+    """An element of an unordered list, as a key: shown as `["value"]` in a path."""
+
+    value: Any
+
+
+def _show_key(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _element_path(base: str, parts: list[Any], keyed: bool) -> str:
+    """`shared_with["bob"].rights["send"]`: a user key and a set element are written as JSON
+    in brackets (a hostile name cannot pass for another path); a position in an ordered list
+    as `[2]`; an attribute inside an element as `.name`."""
+    text = base
+    for i, part in enumerate(parts):
+        if isinstance(part, _SetElement):
+            text += f"[{_show_key(part.value)}]"
+        elif isinstance(part, int):
+            text += f"[{part}]"
+        elif keyed and i == 0:
+            text += f"[{_show_key(part)}]"
+        else:
+            text += f".{part}"
+    return text
+
+
+def _sort_key(parts: list[Any]) -> tuple[tuple[int, int, str], ...]:
+    return tuple(
+        (0, p, "")
+        if isinstance(p, int)
+        else (1, 0, _show_key(p.value if isinstance(p, _SetElement) else p))
+        for p in parts
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A value for the plan: the sets made for deepdiff turned back into lists."""
+    if isinstance(value, _Set):
+        return list(value.values())
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _list_diff(path: tuple[str, ...], before: list[Any], after: list[Any]) -> list[AttrChange]:
+    from deepdiff import DeepDiff
+    from deepdiff.helper import notpresent
+
+    keyed = path == ("shared_with",)
+    left: Any
+    right: Any
+    if ELEMENT_LISTS[path]:
+        left, right = before, after  # ordered: deepdiff aligns the sequences (difflib)
+    elif keyed:
+        left, right = _by_user(before), _by_user(after)
+    else:
+        left, right = _as_set(before), _as_set(after)
+    if left is None or right is None:
+        return []
+    found = DeepDiff(left, right, view="tree")
+    out: list[tuple[tuple[Any, ...], AttrChange]] = []
+    for levels in found.values():
+        for level in levels:
+            parts: list[Any] = list(level.path(output_format="list"))
+            old = None if level.t1 is notpresent else _plain(level.t1)
+            new = None if level.t2 is notpresent else _plain(level.t2)
+            text = _element_path(_dotted(list(path)), parts, keyed)
+            out.append((_sort_key(parts), AttrChange(text, old, new)))
+    out.sort(key=lambda pair: pair[0])
+    return [change for _key, change in out]
 
 
 def _match(
@@ -401,9 +557,12 @@ def compute(desired: Desired, state: State) -> Plan:
     )
 
 
-def apply_to(plan: Plan, state: State, lineage: str) -> State:
+def apply_to(
+    plan: Plan, state: State, lineage: str, progress: Callable[[Change], None] | None = None
+) -> State:
     """The state after applying `plan`: entries replaced by the desired attributes (so a new
-    plan finds them equal), serial + 1. Returns `state` itself when there is nothing to do."""
+    plan finds them equal), serial + 1. Returns `state` itself when there is nothing to do.
+    `progress` is told of each change once it is made, in the order of application."""
     if not plan.changes:
         return state
     providers = dict(state.providers)
@@ -417,6 +576,8 @@ def apply_to(plan: Plan, state: State, lineage: str) -> State:
         else:
             assert change.after is not None
             entries[change.id] = {"managed": True, **change.after}
+        if progress is not None:
+            progress(change)
     return State(
         lineage=state.lineage or lineage,
         serial=state.serial + 1,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
 
-NAMES = ("provider", "mailboxes", "settings", "state", "plan")
+NAMES = ("provider", "mailboxes", "settings", "state", "plan", "check", "apply")
 
 
 def _directory() -> Traversable:
@@ -98,3 +98,33 @@ def fingerprint() -> str:
         except FileNotFoundError:
             continue
     return digest.hexdigest()
+
+
+def header(name: str) -> str:
+    """The editor comment of a file that we write into providers.d/ or mailboxes.d/: relative
+    to the file, it names <root>/schemas/, which `init` and the imports fill."""
+    return f"# yaml-language-server: $schema=../schemas/{name}.schema.json"
+
+
+def text(name: str) -> bytes:
+    """The schema document's bytes as shipped, for writing into a user's repository."""
+    return _directory().joinpath(f"{name}.schema.json").read_bytes()
+
+
+def export(directory: Path, overwrite: bool) -> list[tuple[Path, bool]]:
+    """Write every schema into `directory` (`<root>/schemas/` for `init`, so that the
+    `# yaml-language-server: $schema=../schemas/…` headers of the files we write resolve).
+    Returns (path, written); an existing file is kept unless `overwrite`."""
+    from mailgitops.fsutil import atomic_write
+
+    directory.mkdir(parents=True, exist_ok=True)
+    out: list[tuple[Path, bool]] = []
+    for name in NAMES:
+        path = directory / f"{name}.schema.json"
+        try:
+            atomic_write(path, text(name), mode=0o644, overwrite=overwrite)
+        except FileExistsError:
+            out.append((path, False))
+        else:
+            out.append((path, True))
+    return out

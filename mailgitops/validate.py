@@ -5,6 +5,7 @@ the checks of the entries that depend on it."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
 import os
@@ -14,11 +15,12 @@ from typing import Any
 
 from mailgitops import identifiers, schemacheck, secrets
 from mailgitops.cache import Cache
-from mailgitops.diagnostics import Collector
+from mailgitops.diagnostics import Collector, Diagnostic
 from mailgitops.load import (
     MAILBOXES_DIR,
     PROVIDERS_DIR,
     SETTINGS_FILE,
+    TEMPLATE_SUFFIX,
     Document,
     Tree,
     load_tree,
@@ -140,7 +142,7 @@ class CheckedConfig:
 
     @property
     def ok(self) -> bool:
-        return not self.findings.errors
+        return not any(d.severity == "error" for d in self.findings.items)
 
 
 _SCHEMA_OF = {PROVIDERS_DIR: "provider", MAILBOXES_DIR: "mailboxes"}
@@ -206,6 +208,7 @@ def check_tree(tree: Tree) -> CheckedConfig:
     _check_mailboxes(checked)
     _check_secret_policy(checked)
     _check_identifiers(checked)
+    found.items = [_rendered_place(d) for d in found.items]
     return checked
 
 
@@ -246,6 +249,23 @@ def _check_identifiers(checked: CheckedConfig) -> None:
                     "`shared_with.user`",
                     share.get("user"),
                 )
+
+
+# Findings about the template file itself (its name and bytes), before anything is rendered.
+_TEMPLATE_FILE_RULES = frozenset({"file-too-large", "encoding", "io", "ignored-file"})
+
+
+def _rendered_place(diag: Diagnostic) -> Diagnostic:
+    """A finding in the text a template rendered is at a line of that text, not of the
+    template: say so, and how to see it."""
+    if (
+        not diag.file.endswith(TEMPLATE_SUFFIX)
+        or diag.rule.startswith("template-")
+        or diag.rule in _TEMPLATE_FILE_RULES
+    ):
+        return diag
+    hint = f" (line {diag.line} of the rendered text: mailgitops render {diag.file})"
+    return dataclasses.replace(diag, message=diag.message + hint)
 
 
 def _check_settings(doc: Document, checked: CheckedConfig) -> None:
@@ -399,6 +419,7 @@ def _check_providers(checked: CheckedConfig) -> None:
                     domains[key] = (entry, index)
         for server in ("imap", "smtp"):
             _check_port(entry, server, found)
+            _check_cleartext(entry, server, found)
         _check_auth(entry, found)
 
 
@@ -437,6 +458,28 @@ def _check_port(entry: ProviderEntry, server: str, found: Collector) -> None:
             "port-security",
             "warning",
         )
+
+
+def _check_cleartext(entry: ProviderEntry, server: str, found: Collector) -> None:
+    """Basic auth over `security: none` sends every mailbox's password readable on the wire
+    (the ISPDB lists such providers): allowed, but said."""
+    if (
+        entry.get(server, "security") != "none"
+        or entry.get("auth", "method", default="basic") != "basic"
+    ):
+        return
+    host = entry.get(server, "host")
+    named = f"`{host}`" if isinstance(host, str) else "the server"
+    line, col = entry.place(server, "security")
+    found.add(
+        entry.doc.path,
+        line,
+        col,
+        f"{server} server {named}: basic auth over security: none sends the passwords in "
+        "clear text; use ssl_tls or starttls if the server offers them",
+        "cleartext-password",
+        "warning",
+    )
 
 
 def _check_auth(entry: ProviderEntry, found: Collector) -> None:

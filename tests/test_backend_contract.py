@@ -921,3 +921,71 @@ def test_state_command_usage_errors(copy_cli: Callable[..., tuple[int, str, str]
     assert code == 1 and "--from" in err
     code, _, err = copy_cli("pull", "--from", "x.json")
     assert code == 1 and "--to" in err
+
+
+# --- state list and state forget (SPEC §8) --------------------------------------------------
+
+
+def _state_cmd(run: Run, verb: str, *argv: str) -> tuple[int, str, str]:
+    code = main(["state", verb, "-C", str(run.root), "--state", run.store.state_arg, *argv])
+    out, err = run.capsys.readouterr()
+    run.outputs += [out, err]
+    return code, out, err
+
+
+def test_state_list(run: Run, store: Store) -> None:
+    code, out, _ = _state_cmd(run, "list")
+    assert code == 0 and "No live state yet" in out
+    assert run("apply", "--auto-approve")[0] == 0
+    store.put_outside("mailbox", "zed@example.com", {"provider": "corp", "owner": "zed"})
+    code, out, _ = _state_cmd(run, "list", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["serial"] == 1 and doc["entries"] == [
+        {"kind": "provider", "id": "corp", "managed": True},
+        {"kind": "mailbox", "id": "alice@example.com", "managed": True, "provider": "corp"},
+        {"kind": "mailbox", "id": "bob@example.com", "managed": True, "provider": "corp"},
+        {"kind": "mailbox", "id": "zed@example.com", "managed": False, "provider": "corp"},
+    ]
+    code, out, _ = _state_cmd(run, "list")
+    assert 'unmanaged  mailbox   "zed@example.com"  (provider "corp")' in out
+    assert "4 entries (3 managed)" in out
+
+
+def test_state_forget_stops_managing_without_deleting(run: Run, store: Store) -> None:
+    assert run("apply", "--auto-approve")[0] == 0
+    # The config drops bob; forgetting him first means the plan leaves him alone in live.
+    tree(run.root, {"mailboxes.d/team.yaml": TEAM.split("  - address: bob")[0]})
+    code, out, err = _state_cmd(run, "forget", "BOB@example.com")  # addresses fold case
+    assert code == 0, err
+    assert 'forgot mailbox "bob@example.com": still live, no longer managed' in out
+    live = store.stored()
+    assert live is not None and live["serial"] == 2
+    bob = live["mailboxes"]["bob@example.com"]
+    assert bob["managed"] is False and bob["owner"] == "bob" and bob["password"]
+    assert run.plan_actions() == []
+    code, out, _ = run("plan")
+    assert 'mailbox "bob@example.com" (provider corp)' in out  # listed as unmanaged
+    # Forgetting again writes nothing.
+    before = store.snapshot()
+    code, out, _ = _state_cmd(run, "forget", "bob@example.com")
+    assert code == 0 and "not managed already" in out and "nothing was written" in out
+    assert store.snapshot() == before
+
+
+def test_state_forget_unknown_id_writes_nothing(run: Run, store: Store) -> None:
+    assert run("apply", "--auto-approve")[0] == 0
+    before = store.snapshot()
+    code, _, err = _state_cmd(run, "forget", "corp", "nobody@example.com", "corp\n")
+    assert code == 1
+    assert '"nobody@example.com"' in err and '"corp\\n"' in err  # matched whole, shown escaped
+    assert store.snapshot() == before
+
+
+def test_state_forget_waits_for_the_lock(run: Run, store: Store) -> None:
+    assert run("apply", "--auto-approve")[0] == 0
+    before = store.snapshot()
+    with store.backend().lock(0):
+        code, _, err = _state_cmd(run, "forget", "corp")
+    assert code == 1 and "is locked by" in err
+    assert store.snapshot() == before

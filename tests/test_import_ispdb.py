@@ -24,6 +24,8 @@ PREFERENCE = ["ssl_tls", "starttls", "none"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    # import-ispdb writes into a config root (SPEC §8): make one, as `init` would.
+    (Path(argv[argv.index("-C") + 1]) / "providers.d").mkdir(parents=True, exist_ok=True)
     code = main(["import-ispdb", *argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -33,6 +35,8 @@ def report_lines(out: str) -> dict[str, str]:
     """{source or written path: line} for the per-file lines of a report."""
     lines: dict[str, str] = {}
     for line in out.splitlines()[:-1]:
+        if line.startswith("wrote schemas/"):  # so that the files' $schema header resolves
+            continue
         match = re.fullmatch(r"wrote providers\.d/(\S+)\.yaml|skipped (.+?): (.+)", line)
         assert match, f"unexpected report line: {line!r}"
         key = f"{match.group(1)}.xml" if match.group(1) else match.group(2)
@@ -59,6 +63,7 @@ def copy_corpus_file(name: str, into: Path) -> Path:
 def corpus_import(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
     """The whole corpus imported once; the tests below read the result."""
     root = tmp_path_factory.mktemp("corpus")
+    (root / "providers.d").mkdir()
     # capsys is function-scoped; capture the module-wide run by hand.
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -273,7 +278,7 @@ def test_existing_file_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture
 
     code, out, _ = run(capsys, str(source), "-C", str(tmp_path), "--force")
     assert code == 0
-    assert out.splitlines() == [
+    assert [line for line in out.splitlines() if "schemas/" not in line] == [
         "wrote providers.d/googlemail.com.yaml",
         "Imported 1 providers, skipped 0.",
     ]
@@ -403,4 +408,98 @@ def test_missing_path_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 1
     assert out == ""
     assert "nope.xml" in err
-    assert not (tmp_path / "providers.d").exists()  # nothing imported before the check
+    assert list((tmp_path / "providers.d").iterdir()) == []  # nothing imported before the check
+
+
+# --- issue 16: old authentication names, names without .xml, domain collisions -------------
+
+
+def test_old_authentication_names_read_as_thunderbird_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Older ISPDB files say `plain` and `secure`; Thunderbird reads them as
+    password-cleartext and password-encrypted."""
+    text = (CORPUS / "126.com.xml").read_text(encoding="utf-8")
+    first, second = text.split("<authentication>password-cleartext</authentication>", 2)[:2]
+    rest = text.split("<authentication>password-cleartext</authentication>", 2)[2]
+    old = (
+        first
+        + "<authentication>plain</authentication>"
+        + second
+        + "<authentication>secure</authentication>"
+        + rest
+    )
+    assert "password-cleartext" not in old
+    source = tmp_path / "in" / "126.com.xml"
+    source.parent.mkdir()
+    source.write_text(old, encoding="utf-8")
+    code, out, _ = run(capsys, str(source), "-C", str(tmp_path))
+    assert code == 0, out
+    doc = load(tmp_path, "126.com")
+    assert doc.get("auth", {"method": "basic"})["method"] == "basic"
+
+
+def test_a_file_named_without_xml_keeps_its_whole_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in" / "126.com"  # as served by the autoconfig URL
+    source.parent.mkdir()
+    shutil.copy(CORPUS / "126.com.xml", source)
+    code, out, _ = run(capsys, str(source), "-C", str(tmp_path))
+    assert code == 0, out
+    assert "wrote providers.d/126.com.yaml" in out.splitlines()
+    assert load(tmp_path, "126.com")["name"] == "126.com"
+
+
+def test_domain_collisions_are_checked_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in"
+    copy_corpus_file("googlemail.com.xml", src)
+    copy_corpus_file("me.com.xml", src)
+    # A second file that claims gmail.com too: which one is right is the user's call.
+    (src / "gmail-clone.xml").write_text(
+        (CORPUS / "126.com.xml")
+        .read_text(encoding="utf-8")
+        .replace("<domain>126.com</domain>", "<domain>GMAIL.com</domain>"),
+        encoding="utf-8",
+    )
+    root = tmp_path / "repo"
+    code, out, _ = run(capsys, str(src), "-C", str(root))
+    assert code == 1
+    lines = report_lines(out)
+    assert lines["googlemail.com.xml"] == (
+        "skipped googlemail.com.xml: domain gmail.com is also claimed by gmail-clone.xml"
+    )
+    assert lines["gmail-clone.xml"] == (
+        "skipped gmail-clone.xml: domain gmail.com is also claimed by googlemail.com.xml"
+    )
+    assert lines["me.com.xml"] == "wrote providers.d/me.com.yaml"
+    assert sorted(p.name for p in (root / "providers.d").iterdir()) == ["me.com.yaml"]
+    assert main(["validate", "-C", str(root)]) == 0
+    capsys.readouterr()
+
+
+def test_a_domain_an_existing_provider_serves_is_not_imported_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = "name: mine\ndomains: [Gmail.com]\nimap: {host: imap.x.org}\nsmtp: {host: smtp.x.org}\n"
+    (tmp_path / "providers.d").mkdir()
+    (tmp_path / "providers.d" / "mine.yaml").write_text(mine, encoding="utf-8")
+    source = copy_corpus_file("googlemail.com.xml", tmp_path / "in")
+    for extra in ((), ("--force",)):
+        code, out, _ = run(capsys, str(source), "-C", str(tmp_path), *extra)
+        assert code == 1
+        assert out.splitlines()[0] == (
+            "skipped googlemail.com.xml: domain gmail.com is already served by "
+            "providers.d/mine.yaml"
+        )
+    assert sorted(p.name for p in (tmp_path / "providers.d").iterdir()) == ["mine.yaml"]
+    # --force replaces a provider's own file, whose domains then count no more.
+    (tmp_path / "providers.d" / "mine.yaml").rename(
+        tmp_path / "providers.d" / "googlemail.com.yaml"
+    )
+    code, out, _ = run(capsys, str(source), "-C", str(tmp_path), "--force")
+    assert code == 0, out
+    assert main(["validate", "-C", str(tmp_path)]) == 0
+    capsys.readouterr()

@@ -22,6 +22,14 @@ from mailgitops.cli import main
 sys.exit(main(["plan", "-C", sys.argv[2], "--state", sys.argv[3], "--format", "markdown"]))
 """
 
+# `init` writes the settings template, the .gitignore and the schemas from the installed wheel.
+INIT_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from mailgitops.cli import main
+sys.exit(main(["init", "-C", sys.argv[2]]) or main(["validate", "-C", sys.argv[2]]))
+"""
+
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     # pip's build backend misbehaves when it sees pytest's PYTEST_* variables.
@@ -56,10 +64,12 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("mailgitops-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for schema in ("provider", "mailboxes", "settings", "state", "plan"):
+    for schema in ("provider", "mailboxes", "settings", "state", "plan", "check", "apply"):
         assert f"mailgitops/schemas/{schema}.schema.json" in names
     assert {
         "mailgitops/templates/plan.md.j2",
+        "mailgitops/templates/mailgitops.yaml.example",
+        "mailgitops/templates/gitignore.example",
         "mailgitops/py.typed",
         "mailgitops/commands/plan.py",
         "mailgitops/state/file.py",
@@ -87,7 +97,13 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
         tmp_path,
     )
     assert ran.returncode == 0, ran.stderr
-    assert "Plan: 9 to add, 0 to change, 0 to destroy, 0 to adopt." in ran.stdout
+    assert "Plan: 12 to add, 0 to change, 0 to destroy, 0 to adopt." in ran.stdout
+    fresh = tmp_path / "fresh"
+    ran = _run([sys.executable, "-I", "-c", INIT_PROBE, str(target), str(fresh)], tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert (fresh / "schemas" / "apply.schema.json").is_file()
+    assert (fresh / ".gitignore").is_file() and (fresh / "mailgitops.yaml").is_file()
+    assert "OK: 0 provider(s)" in ran.stdout
 
 
 def _release(version: str) -> tuple[int, ...]:

@@ -67,7 +67,7 @@ def test_paths_lists_and_secrets() -> None:
     }
     diff = attribute_diff(before, after)
     assert [(d.path, d.before, d.after, d.sensitive) for d in diff] == [
-        ("domains", ["a"], ["a", "b"], False),
+        ('domains["b"]', None, "b", False),
         ("imap.port", 143, 993, False),
         ("login", None, "l", False),
         ("owner", "m", None, False),

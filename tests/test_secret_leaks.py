@@ -212,6 +212,10 @@ def test_no_secret_value_in_any_output_file_or_log(
     write_tree(ispdb.parent, {ispdb.name: ISPDB})
     run("import-ispdb", str(ispdb), *c)
     run("state", "pull", *c, "--from", str(state), "--to", str(tmp_path / "pulled.json"))
+    # These servers do not exist, but `check --login` reads every password all the same
+    # (tests/test_check.py does the same against real servers).
+    for fmt in ("text", "json", "github"):
+        run("check", *c, "--login", "--timeout", "0.5", "--format", fmt, expect=1)
     with monkeypatch.context() as mp:
         real_replace = os.replace
 

@@ -635,5 +635,5 @@ def test_a_plan_file_is_not_applied_outside_a_config_root(cli: Cli, tmp_path: Pa
     before = cli.state.read_bytes()
     code = main(["apply", "-C", str(empty), "--state", str(cli.state), str(path)])
     err = cli.capsys.readouterr().err
-    assert code == 1 and "is not a config root" in err
+    assert code == 1 and "is not a mailgitops config root" in err
     assert cli.state.read_bytes() == before

@@ -11,6 +11,7 @@ cache."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import uuid
 from typing import Any
@@ -23,12 +24,13 @@ from mailgitops.commands.common import (
     add_state_argument,
 )
 from mailgitops.errors import (
+    MailgitopsError,
     PlanRefused,
     SecretError,
     StalePlanError,
     UsageError,
 )
-from mailgitops.load import MAILBOXES_DIR, PROVIDERS_DIR, SETTINGS_FILE
+from mailgitops.load import check_root
 from mailgitops.pipeline import (
     Project,
     backend_for_plan,
@@ -36,13 +38,10 @@ from mailgitops.pipeline import (
     load_project,
     make_plan,
 )
-from mailgitops.plan import Desired, Plan, StateRef, apply_to, compute
+from mailgitops.plan import Change, Desired, Plan, StateRef, apply_to, compute
+from mailgitops.render.text import quote
 from mailgitops.rules import access
-from mailgitops.state.base import State
-
-# What makes a directory a config root (SPEC §8). A plan file is only applied against the
-# config it must equal: an empty directory would make every entry of live a delete.
-CONFIG_MARKERS = (PROVIDERS_DIR, MAILBOXES_DIR, SETTINGS_FILE)
+from mailgitops.state.base import State, StateBackend
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -68,6 +67,17 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--allow-mass-delete",
         action="store_true",
         help="apply a plan that deletes more than safety.max_delete_share of the managed mailboxes",
+    )
+    parser.add_argument(
+        "--allow-failed-check",
+        action="store_true",
+        help="apply a plan saved by `plan --check` although a connection check failed",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: print only the result, as one JSON document (schemas/apply.schema.json)",
     )
     add_lock_timeout_argument(parser, "the state lock")
     parser.set_defaults(func=run)
@@ -131,6 +141,18 @@ def _stale_reason(plan: Plan, current: State) -> str | None:
     return "the state's content changed since the plan was made (an edit outside apply?)"
 
 
+def refuse_failed_checks(plan: Plan, planfile: str, allowed: bool) -> None:
+    """A plan saved by `plan --check` whose connection checks failed is not applied unless
+    the user says so: those servers would not work for the mailboxes that use them."""
+    failed = plan.failed_checks()
+    if failed and not allowed:
+        raise PlanRefused(
+            f"the plan is refused: {planfile} records {len(failed)} failed connection "
+            "check(s) (plan --check); fix the provider or pass --allow-failed-check:\n"
+            + "\n".join(f"  - {line}" for line in failed)
+        )
+
+
 def _confirm() -> bool:
     output.err("Do you want to apply these changes? Only 'yes' will be accepted.")
     output.err("  Enter a value: ", end="")
@@ -139,7 +161,43 @@ def _confirm() -> bool:
     return answer == "yes"
 
 
+_MARKS = {"create": "+", "update": "~", "delete": "-", "adopt": "<="}
+_VERBS = {"create": "creating", "update": "updating", "delete": "destroying", "adopt": "adopting"}
+
+
+def _result(
+    outcome: str, plan: Plan | None, backend: StateBackend | None, new: State | None
+) -> dict[str, Any]:
+    """apply's result as one JSON document (`--format json`, schemas/apply.schema.json)."""
+    applied = plan if plan is not None and outcome == "applied" else None
+    changes = applied.changes if applied is not None else ()
+    summary = applied.summary() if applied is not None else dict.fromkeys(_VERBS, 0)
+    return {
+        "format_version": 1,
+        "result": outcome,
+        "changes": [{"action": c.action, "kind": c.kind, "id": c.id} for c in changes],
+        "summary": summary,
+        "state": None
+        if new is None or backend is None
+        else {"location": backend.describe(), "lineage": new.lineage, "serial": new.serial},
+    }
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.format != "json":
+        code, _ = _run(args, text=True)
+        return code
+    try:
+        code, result = _run(args, text=False)
+    except MailgitopsError as exc:
+        # Scripts read stdout: a failed apply is still exactly one JSON document.
+        output.out(json.dumps({**_result("failed", None, None, None), "error": str(exc)}, indent=2))
+        raise
+    output.out(json.dumps(result, indent=2))
+    return code
+
+
+def _run(args: argparse.Namespace, text: bool) -> tuple[int, dict[str, Any]]:
     interactive = sys.stdin.isatty()
     if args.planfile is None and not args.auto_approve and not interactive:
         raise UsageError(
@@ -148,14 +206,13 @@ def run(args: argparse.Namespace) -> int:
         )
     actor = access.actor_from(args.actor)
     saved = planfile.load(args.planfile) if args.planfile else None
+    if saved is not None:
+        refuse_failed_checks(saved.plan, args.planfile, args.allow_failed_check)
     # Never the cache: apply decides from the files themselves (SPEC §9).
     project = load_project(args.root, use_cache=False)
+    # Before the backend: a wrong directory must not get a lock file or a state (SPEC §8).
+    check_root(project.root)
     if saved is not None:
-        if not any((project.root / name).exists() for name in CONFIG_MARKERS):
-            raise UsageError(
-                f"{project.root} is not a config root (no {', '.join(CONFIG_MARKERS)}): apply "
-                f"{args.planfile} where the config it was made from is, or name it with -C DIR"
-            )
         desired, warnings = project.desired()
         backend = backend_for_plan(project, args.state, saved)
     else:
@@ -185,14 +242,16 @@ def run(args: argparse.Namespace) -> int:
             plan = evaluate(project, plan, current, actor, warnings)
         else:
             plan = make_plan(project, current, actor)
-            output.out(render.render(plan, "text", output.use_color(sys.stdout)), end="")
+            if text:
+                output.out(render.render(plan, "text", output.use_color(sys.stdout)), end="")
         if plan.refusals:
             raise PlanRefused("the plan is refused:\n" + "\n".join(str(r) for r in plan.refusals))
         if plan.guards and not args.allow_mass_delete:
             raise PlanRefused("the plan is refused: " + "\n".join(str(g) for g in plan.guards))
         if not plan.has_changes:
-            output.out("Nothing to apply: live already matches.")
-            return 0
+            if text:
+                output.out("Nothing to apply: live already matches.")
+            return 0, _result("no_changes", plan, backend, current)
         missing = secrets.unreadable(plan.changes, project.root)
         if missing:
             raise SecretError(
@@ -200,13 +259,32 @@ def run(args: argparse.Namespace) -> int:
                 + "\n".join(f"  - {m}" for m in missing)
             )
         if saved is None and not args.auto_approve and not _confirm():
-            output.out("Apply cancelled; nothing was written.")
-            return 1
-        new = apply_to(plan, current, lineage=str(uuid.uuid4()))
-        backend.write(new, current)
-    s = plan.summary()
-    output.out(
-        f"Apply complete! {s['create']} added, {s['update']} changed, {s['delete']} destroyed, "
-        f"{s['adopt']} adopted. State serial {new.serial} ({backend.describe()})."
-    )
-    return 0
+            if text:
+                output.out("Apply cancelled; nothing was written.")
+            return 1, _result("cancelled", plan, backend, None)
+        # One line per change as it is made, and a progress bar on a terminal for a long
+        # apply; the state is then written in one atomic step (a failure writes nothing).
+        progress = output.Progress(len(plan.changes) if text else 0, "Applying")
+
+        def made(change: Change) -> None:
+            progress.line(
+                f"{_MARKS[change.action]} {change.kind} {quote(change.id)}: {_VERBS[change.action]}"
+            )
+            progress.step()
+
+        try:
+            new = apply_to(
+                plan, current, lineage=str(uuid.uuid4()), progress=made if text else None
+            )
+            if text:
+                progress.line(f"Writing the state ({backend.describe()})...")
+            backend.write(new, current)
+        finally:
+            progress.close()
+    if text:
+        s = plan.summary()
+        output.out(
+            f"Apply complete! {s['create']} added, {s['update']} changed, {s['delete']} "
+            f"destroyed, {s['adopt']} adopted. State serial {new.serial} ({backend.describe()})."
+        )
+    return 0, _result("applied", plan, backend, new)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from mailgitops import output
 
 
 def add_root_argument(parser: argparse.ArgumentParser) -> None:
@@ -51,3 +54,61 @@ def add_lock_timeout_argument(parser: argparse.ArgumentParser, what: str) -> Non
         metavar="S",
         help=f"wait up to S seconds for {what} (default 0: fail at once, naming the holder)",
     )
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("must be between 1 and 256")
+    return value
+
+
+def _timeout(text: str) -> float:
+    value = _seconds(text)
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 600 seconds")
+    return value
+
+
+def add_check_arguments(parser: argparse.ArgumentParser) -> None:
+    """The network options of `check` and `plan --check`."""
+    parser.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=10.0,
+        metavar="S",
+        help="seconds for each step of a connection: resolving, connecting, the TLS "
+        "handshake, each answer of the server (default 10)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=8,
+        metavar="N",
+        help="providers checked at the same time (default 8)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PATH",
+        help="also trust the CA certificates in this PEM file (a private CA), besides the "
+        "system trust store ($SSL_CERT_FILE and $SSL_CERT_DIR are honoured too)",
+    )
+
+
+def schemas_for_headers(root: Path) -> None:
+    """The files that import and import-ispdb write start with
+    `# yaml-language-server: $schema=../schemas/…`: write the schemas into <root>/schemas/
+    where missing (never replacing one), so that the header resolves in the user's
+    repository too."""
+    from mailgitops import schema
+
+    try:
+        written = [p for p, new in schema.export(root / "schemas", overwrite=False) if new]
+    except OSError as exc:
+        output.warn(f"could not write the schemas into {root / 'schemas'}: {exc.strerror}")
+        return
+    for path in written:
+        output.out(f"wrote {path.relative_to(root)}")

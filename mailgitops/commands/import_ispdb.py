@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from mailgitops import output
-from mailgitops.commands.common import add_root_argument
+from mailgitops.commands.common import add_root_argument, schemas_for_headers
 from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.ispdb import PROVIDERS_DIR, expand_paths, import_ispdb
+from mailgitops.load import check_root
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -39,8 +40,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     root = Path(args.root)
-    if not root.is_dir():
-        raise UsageError(f"config root {root} is not a directory")
+    # It writes into the config: a directory that is not a config root (SPEC §8) is refused,
+    # as every command that reads the config refuses it, rather than grown into one here.
+    check_root(root)
     paths: list[Path] = args.paths
     # Check every PATH before writing anything: a typo in the last one should not leave the
     # first ones imported.
@@ -62,5 +64,7 @@ def run(args: argparse.Namespace) -> int:
             output.out(f"wrote {result.written}")
         else:
             output.out(f"skipped {result.source}: {result.reason}")
+    if report.imported:
+        schemas_for_headers(root)
     output.out(f"Imported {report.imported} providers, skipped {report.skipped}.")
     return 1 if report.skipped else 0

@@ -18,13 +18,22 @@ from typing import Any
 
 import yaml
 
-from mailgitops import output
-from mailgitops.commands.common import add_root_argument, add_state_argument
+from mailgitops import output, schema
+from mailgitops.commands.common import (
+    add_root_argument,
+    add_state_argument,
+    schemas_for_headers,
+)
 from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.fsutil import atomic_write
 from mailgitops.load import MAILBOXES_DIR, PROVIDERS_DIR
 from mailgitops.model import KEEP_LIVE, KNOWN_KEYS
 from mailgitops.pipeline import load_project
+
+# Editors that use the YAML language server check the files against the schemas that
+# schemas_for_headers puts into <root>/schemas/.
+PROVIDER_HEADER = schema.header("provider")
+MAILBOXES_HEADER = schema.header("mailboxes")
 
 # Attributes that normalization derives or fills in: written only when they say something.
 _MAILBOX_DEFAULTS: dict[str, Any] = {
@@ -150,13 +159,15 @@ def run(args: argparse.Namespace) -> int:
         target = root / PROVIDERS_DIR / f"{name}.yaml"
         body = {"name": name, **{k: v for k, v in entry.items() if k in KNOWN_KEYS["provider"]}}
         origin = "managed" if entry.get("managed") else "made outside mailgitops"
-        if _write_new(target, f"# Imported from the live state ({origin}).\n" + _dump(body)):
+        text = f"{PROVIDER_HEADER}\n# Imported from the live state ({origin}).\n" + _dump(body)
+        if _write_new(target, text):
             written.append(str(target.relative_to(root)))
         else:
             output.warn(f"{target} exists but defines no provider `{name}`; not overwritten")
     boxes = [_mailbox_yaml(a, state.mailboxes[a], state.providers) for a in addresses]
     if boxes:
         header = (
+            f"{MAILBOXES_HEADER}\n"
             "# Imported from the live state. `password: {keep: live}` leaves the password\n"
             "# as it is in the CRM; replace it by {env: NAME} or {file: PATH} to manage it.\n"
         )
@@ -167,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
             n += 1
             target = root / MAILBOXES_DIR / f"imported-{n}.yaml"
         written.append(str(target.relative_to(root)))
+    if written:
+        schemas_for_headers(root)
     for path in written:
         output.out(f"wrote {path}")
     if not written:

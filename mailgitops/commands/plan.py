@@ -12,6 +12,7 @@ from typing import Any
 from mailgitops import output, planfile, render
 from mailgitops.commands.common import (
     add_cache_argument,
+    add_check_arguments,
     add_root_argument,
     add_state_argument,
 )
@@ -44,6 +45,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="exit 2 when there are changes (0 none, 1 error)",
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="also run `mailgitops check` on the providers the plan creates or changes; a "
+        "failed check is shown, and `apply` of the saved plan refuses it",
+    )
+    add_check_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -54,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         state = backend.read()
         plan, desired = planned(project, state, access.actor_from(args.actor))
         location = state_location(project, args.state, backend)
+        if args.check:
+            from mailgitops.connect.planning import with_checks
+
+            plan = with_checks(plan, project, args)
     except MailgitopsError as exc:
         if args.format == "json":
             # Scripts read stdout: a failed plan is still exactly one JSON document.

@@ -7,10 +7,13 @@ import argparse
 import json
 from typing import Any
 
-from mailgitops import output
+from mailgitops import normalize, output
 from mailgitops.commands.common import add_root_argument
-from mailgitops.errors import UsageError
-from mailgitops.pipeline import load_project, require_config
+from mailgitops.errors import ConfigError, UsageError
+from mailgitops.load import PROVIDERS_DIR
+from mailgitops.model import Provider
+from mailgitops.pipeline import load_project, report_findings
+from mailgitops.validate import CheckedConfig
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -26,13 +29,52 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(func=run)
 
 
+def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
+    """The provider that serves `domain`. Errors in files that cannot change the answer (a
+    mailboxes file, another provider's file that was read and does not claim the domain) do
+    not stop it; they are mentioned. Errors that could change it (in the serving provider's
+    file, a provider file that could not be read, two claimants) are reported and refused."""
+    if checked.ok:
+        return normalize.build(checked).provider_for_domain(domain)
+    broken = {d.file for d in checked.findings.errors}
+    read = {entry.doc.path for entry in checked.providers}
+    unread = sorted(f for f in broken if f.startswith(f"{PROVIDERS_DIR}/") and f not in read)
+    claimants = []
+    for entry in checked.providers:
+        if entry.doc.path in broken:
+            raw = entry.get("domains")
+            names = (
+                [d.lower().rstrip(".") for d in raw if isinstance(d, str)]
+                if isinstance(raw, list)
+                else []
+            )
+            if domain in names:
+                claimants.append(entry)
+        elif domain in normalize.provider(entry).domains:
+            claimants.append(entry)
+    doubtful = [e.doc.path for e in claimants if e.doc.path in broken]
+    if doubtful or len(claimants) > 1 or (not claimants and unread):
+        files = (doubtful or [e.doc.path for e in claimants]) if claimants else unread
+        relevant = sorted(d for d in checked.findings.sorted() if d.file in files)
+        report_findings([d for d in relevant if d.severity == "error"])
+        raise ConfigError(
+            f"cannot tell which provider serves `{domain}`: {', '.join(sorted(set(files)))} "
+            "has errors; `mailgitops validate` lists every error"
+        )
+    errors = len(checked.findings.errors)
+    output.warn(
+        f"the config has {errors} error(s) in files that do not change this answer; "
+        "`mailgitops validate` lists them"
+    )
+    return normalize.provider(claimants[0]) if claimants else None
+
+
 def run(args: argparse.Namespace) -> int:
     address = args.address.strip().lower()
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
         raise UsageError(f"`{args.address}` is not an email address (local@domain)")
-    config = require_config(load_project(args.root))
-    provider = config.provider_for_domain(domain)
+    provider = _serving(load_project(args.root).checked, domain)
     if provider is None:
         if args.format == "json":
             output.out(json.dumps({"address": address, "provider": None}))

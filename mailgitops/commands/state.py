@@ -1,4 +1,6 @@
-"""`mailgitops state push` / `state pull`: copy a live state between backends, keeping its
+"""`mailgitops state list` / `state forget ID...`: the live entries, and stop managing some
+without deleting them from the live system (Terraform's `state rm`; SPEC §8).
+`mailgitops state push` / `state pull`: copy a live state between backends, keeping its
 lineage and serial (docs/state-backends.md).
 
     mailgitops state push --from FILE [--to LOCATION] [--force] [--lock-timeout S]
@@ -17,12 +19,19 @@ serial, or the same serial with other content is another history: it is refused 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from mailgitops import output
-from mailgitops.commands.common import add_lock_timeout_argument, add_root_argument
+from mailgitops.commands.common import (
+    add_lock_timeout_argument,
+    add_root_argument,
+    add_state_argument,
+)
 from mailgitops.errors import StateError, UsageError
 from mailgitops.pipeline import load_project
 from mailgitops.state import open_backend
@@ -37,6 +46,27 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "lineage and serial.",
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    listing = verbs.add_parser(
+        "list",
+        help="list the live entries, managed or not",
+        description="List the providers and mailboxes of the live state.",
+    )
+    add_root_argument(listing)
+    add_state_argument(listing)
+    listing.add_argument("--format", choices=("text", "json"), default="text")
+    listing.set_defaults(func=run_list)
+    forget = verbs.add_parser(
+        "forget",
+        help="stop managing entries without deleting them from the live system",
+        description="Mark live entries (provider names, mailbox addresses) as not managed: "
+        "they stay in the live system, and plans leave them alone instead of deleting them. "
+        "Locked and written atomically like apply.",
+    )
+    forget.add_argument("ids", nargs="+", metavar="ID", help="a provider name or mailbox address")
+    add_root_argument(forget)
+    add_state_argument(forget)
+    add_lock_timeout_argument(forget, "the state lock")
+    forget.set_defaults(func=run_forget)
     push = verbs.add_parser(
         "push",
         help="copy a state file into the configured (or given) backend",
@@ -134,5 +164,113 @@ def run(args: argparse.Namespace) -> int:
         f"Copied state lineage {state.lineage}, serial {state.serial} "
         f"({len(state.providers)} providers, {len(state.mailboxes)} mailboxes) from "
         f"{source.describe()} to {destination.describe()}."
+    )
+    return 0
+
+
+def _entries(state: State) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for kind, entries in (("provider", state.providers), ("mailbox", state.mailboxes)):
+        for key, entry in entries.items():
+            item: dict[str, Any] = {
+                "kind": kind,
+                "id": key,
+                "managed": entry.get("managed") is True,
+            }
+            provider = entry.get("provider")
+            if kind == "mailbox" and isinstance(provider, str):
+                item["provider"] = provider
+            out.append(item)
+    return out
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from mailgitops.render.text import quote
+
+    backend = load_project(args.root).backend(args.state)
+    state = backend.read()
+    entries = _entries(state)
+    if args.format == "json":
+        doc = {
+            "format_version": 1,
+            "location": backend.describe(),
+            "lineage": state.lineage,
+            "serial": state.serial,
+            "entries": entries,
+        }
+        output.out(json.dumps(doc, indent=2))
+        return 0
+    if not state.exists:
+        output.out(f"No live state yet at {backend.describe()} (an empty live system).")
+        return 0
+    color = output.use_color(sys.stdout)
+    for item in entries:
+        mark = "managed  " if item["managed"] else output.paint("unmanaged", "dim", color)
+        used = f"  (provider {quote(item['provider'])})" if "provider" in item else ""
+        output.out(f"{mark}  {item['kind']:<8}  {quote(item['id'])}{used}")
+    managed = sum(1 for item in entries if item["managed"])
+    output.out(
+        f"{len(entries)} entries ({managed} managed) in {backend.describe()}, "
+        f"serial {state.serial}."
+    )
+    return 0
+
+
+def _find(state: State, ident: str) -> tuple[str, str] | None:
+    """(kind, live key) for an ID: a provider's name, or a mailbox's address compared without
+    regard to case (SPEC §2.2). Matched whole: no stripping, no partial matches."""
+    if ident in state.providers:
+        return "provider", ident
+    if ident in state.mailboxes:
+        return "mailbox", ident
+    folded = [key for key in state.mailboxes if key.lower() == ident.lower()]
+    return ("mailbox", folded[0]) if len(folded) == 1 else None
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    from mailgitops.render.text import quote
+
+    backend = load_project(args.root).backend(args.state)
+    with backend.lock(args.lock_timeout):
+        current = backend.read()
+        found: dict[tuple[str, str], None] = {}
+        unknown = []
+        for ident in args.ids:
+            hit = _find(current, ident)
+            if hit is None:
+                unknown.append(quote(ident))
+            else:
+                found[hit] = None
+        if unknown:
+            raise StateError(
+                f"not in the live state at {backend.describe()}: {', '.join(unknown)}; "
+                "nothing was written (see `mailgitops state list`)"
+            )
+        providers = dict(current.providers)
+        mailboxes = dict(current.mailboxes)
+        forgotten = []
+        for kind, key in found:
+            entries = providers if kind == "provider" else mailboxes
+            if entries[key].get("managed") is True:
+                entries[key] = {**entries[key], "managed": False}
+                forgotten.append(f"{kind} {quote(key)}")
+            else:
+                output.out(f"{kind} {quote(key)} is not managed already")
+        if not forgotten:
+            output.out("Nothing to forget; nothing was written.")
+            return 0
+        new = State(
+            lineage=current.lineage or str(uuid.uuid4()),
+            serial=current.serial + 1,
+            providers=providers,
+            mailboxes=mailboxes,
+        )
+        backend.write(new, current)
+    for line in forgotten:
+        output.out(f"forgot {line}: still live, no longer managed")
+    noun = "entry" if len(forgotten) == 1 else "entries"
+    output.out(
+        f"Forgot {len(forgotten)} {noun}. State serial {new.serial} ({backend.describe()}). "
+        "Remove them from the config too, or the next plan adopts them again."
     )
     return 0

@@ -13,6 +13,7 @@ from mailgitops import output
 from mailgitops.cache import open_cache
 from mailgitops.commands.common import add_cache_argument, add_root_argument
 from mailgitops.diagnostics import Diagnostic
+from mailgitops.output import github_escape
 from mailgitops.validate import check_config
 
 
@@ -28,13 +29,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--format", choices=("text", "json", "github"), default="text")
     parser.add_argument("--strict", action="store_true", help="warnings fail too")
     parser.set_defaults(func=run)
-
-
-def _github_escape(text: str, prop: bool = False) -> str:
-    text = output.visible(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if prop:
-        text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
 
 
 def render_text(diags: list[Diagnostic], color: bool) -> str:
@@ -79,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
             file = os.path.normpath(os.path.join(prefix, d.file))
             level = "error" if d.severity == "error" else "warning"
             output.out(
-                f"::{level} file={_github_escape(file, True)},line={d.line},"
-                f"col={d.col},title={_github_escape(d.rule, True)}::"
-                f"{_github_escape(d.message)}"
+                f"::{level} file={github_escape(file, True)},line={d.line},"
+                f"col={d.col},title={github_escape(d.rule, True)}::"
+                f"{github_escape(d.message)}"
             )
     else:
         color = output.use_color(sys.stdout)

@@ -3,8 +3,9 @@
 `<details>` fold that holds one table row per change.
 
 GitHub refuses comments over 65,536 characters, so the comment is fitted into a budget: the
-lists are cut at whole items, in order of importance (refusals, warnings, changes, unmanaged
-entries), and each cut list says how many of its items are not shown."""
+lists are cut at whole items, in order of importance (refusals, failed connection checks,
+warnings, changes, unmanaged entries), and each cut list says how many of its items are not
+shown."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 
+from mailgitops.connect.report import summary_line as check_summary_line
+from mailgitops.connect.results import ProviderResult
 from mailgitops.plan import Change, Plan, Unmanaged
 from mailgitops.render.text import (
     attribute_lines,
     change_notes,
     escape_invisible,
+    failed_checks_line,
     unreadable_line,
 )
 
@@ -154,6 +158,26 @@ def _fit(draw: Callable[[list[int]], str], sizes: Sequence[int], budget: int) ->
     return text
 
 
+def _checks_line(plan: Plan) -> str | None:
+    """`plan --check`: the one-sentence outcome, or None when no check ran."""
+    if plan.checks is None:
+        return None
+    if not plan.checks:
+        return "Connection checks: the plan creates or changes no provider."
+    return "Connection checks: " + check_summary_line(
+        [ProviderResult.from_json(r) for r in plan.checks]
+    )
+
+
+def _check_warnings(plan: Plan) -> list[str]:
+    return [
+        f"check {r['name']}: {c['server']} {c['target']} {c['step']}: {c['message']}"
+        for r in plan.checks or ()
+        for c in r["checks"]
+        if c["status"] == "warning"
+    ]
+
+
 def render(plan: Plan, budget: int = DEFAULT_BUDGET) -> str:
     """The comment, at most `budget` characters including its final newline."""
     refusal_lines = [
@@ -164,9 +188,11 @@ def render(plan: Plan, budget: int = DEFAULT_BUDGET) -> str:
     warnings = list(plan.warnings)
     if plan.unreadable_secrets:
         warnings.append(unreadable_line(plan))
+    failed_checks = plan.failed_checks()
+    warnings += _check_warnings(plan)
     rows = [_row(c) for c in plan.changes]
     unmanaged: list[Unmanaged] = list(plan.unmanaged)
-    lists: list[Sequence[Any]] = [refusal_lines, warnings, rows, unmanaged]
+    lists: list[Sequence[Any]] = [refusal_lines, failed_checks, warnings, rows, unmanaged]
     template = _template()
 
     def draw(shown: list[int]) -> str:
@@ -177,12 +203,16 @@ def render(plan: Plan, budget: int = DEFAULT_BUDGET) -> str:
             total_changes=len(rows),
             refusal_lines=parts[0],
             refusals_hidden=hidden[0],
-            warnings=parts[1],
-            warnings_hidden=hidden[1],
-            rows=parts[2],
-            rows_hidden=hidden[2],
-            unmanaged=parts[3],
-            unmanaged_hidden=hidden[3],
+            failed_checks=parts[1],
+            failed_checks_hidden=hidden[1],
+            warnings=parts[2],
+            warnings_hidden=hidden[2],
+            rows=parts[3],
+            rows_hidden=hidden[3],
+            unmanaged=parts[4],
+            unmanaged_hidden=hidden[4],
+            failed_checks_line=failed_checks_line(plan),
+            checks_line=_checks_line(plan),
         )
 
     return _fit(draw, [len(items) for items in lists], budget)

@@ -10,6 +10,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mailgitops.connect.report import summary_line as check_summary_line
+from mailgitops.connect.report import text_lines
+from mailgitops.connect.results import ProviderResult
 from mailgitops.model import SecretRef
 from mailgitops.output import paint, visible
 from mailgitops.plan import Change, Plan
@@ -142,7 +145,12 @@ def attribute_lines(change: Change) -> list[AttrLine]:
     lines: list[AttrLine] = []
     for d in change.diff:
         sensitive = d.sensitive or _is_sensitive(d.path, d.before, d.after)
-        if sensitive or not (_expandable(d.path, d.before) or _expandable(d.path, d.after)):
+        element = d.path.endswith("]")  # a list element (plan.attribute_diff): one line
+        if (
+            sensitive
+            or element
+            or not (_expandable(d.path, d.before) or _expandable(d.path, d.after))
+        ):
             lines.append(_leaf(d.path, d.before, d.after, sensitive))
             continue
         # A whole section added or removed (an adopted entry without `imap`, say): one line
@@ -193,6 +201,26 @@ def _change_block(change: Change, color: bool) -> list[str]:
     return out
 
 
+def failed_checks_line(plan: Plan) -> str:
+    return (
+        f"CHECK FAILED: {len(plan.failed_checks())} connection check(s) failed; `apply` refuses "
+        "this plan unless --allow-failed-check"
+    )
+
+
+def _check_section(plan: Plan, color: bool) -> list[str]:
+    results = [ProviderResult.from_json(r) for r in plan.checks or ()]
+    if not results:
+        return ["Connection checks: the plan creates or changes no provider.", ""]
+    out = ["Connection checks of the providers this plan creates or changes:"]
+    out += text_lines(results, color)
+    out.append(check_summary_line(results))
+    if plan.failed_checks():
+        out.append(paint(paint(failed_checks_line(plan), "red", color), "bold", color))
+    out.append("")
+    return out
+
+
 def unreadable_line(plan: Plan) -> str:
     refs = ", ".join(plan.unreadable_secrets)
     return f"Secrets not readable here (apply will need them): {refs}"
@@ -215,6 +243,8 @@ def render(plan: Plan, color: bool) -> str:
         out.extend(f"  - {_free_text(ref, '    ')}" for ref in plan.unreadable_secrets)
     if plan.warnings or plan.unreadable_secrets:
         out.append("")
+    if plan.checks is not None:
+        out += _check_section(plan, color)
     for refusal in plan.refusals:
         label = paint(paint("Refused:", "red", color), "bold", color)
         out.append(f"{label} {_free_text(refusal.message, '  ')}")

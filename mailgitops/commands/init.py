@@ -1,0 +1,85 @@
+"""`mailgitops init [-C DIR]`: make a config root (SPEC §8) — providers.d/, mailboxes.d/, a
+commented mailgitops.yaml, a .gitignore for the local state, and the JSON Schemas in schemas/
+so that the `# yaml-language-server: $schema=…` headers of the files we write resolve.
+Never overwrites a file: running it again fills in only what is missing."""
+
+from __future__ import annotations
+
+import argparse
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mailgitops import output, schema
+from mailgitops.commands.common import add_root_argument
+from mailgitops.errors import MailgitopsError, UsageError
+from mailgitops.fsutil import atomic_write
+from mailgitops.load import MAILBOXES_DIR, PROVIDERS_DIR, SETTINGS_FILE
+
+SCHEMAS_DIR = "schemas"
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    parser = sub.add_parser(
+        "init",
+        help="make a config repository (folders, settings, .gitignore, schemas)",
+        description="Make DIR (default: the current directory) a mailgitops config root: "
+        "providers.d/, mailboxes.d/, a commented mailgitops.yaml, a .gitignore for the local "
+        "state, and the JSON Schemas in schemas/. Existing files are never overwritten.",
+    )
+    add_root_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def _template(name: str) -> bytes:
+    return resources.files("mailgitops").joinpath("templates", name).read_bytes()
+
+
+def _new_file(path: Path, data: bytes) -> bool:
+    """Write `path` whole unless it exists (then it is kept, whatever it holds)."""
+    try:
+        atomic_write(path, data, mode=0o644, overwrite=False)
+    except FileExistsError:
+        return False
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} exists and is not a directory")
+    created: list[str] = []
+    kept: list[str] = []
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for folder in (PROVIDERS_DIR, MAILBOXES_DIR):
+            directory = root / folder
+            if directory.exists() and not directory.is_dir():
+                raise MailgitopsError(f"{directory} exists and is not a directory")
+            directory.mkdir(exist_ok=True)
+            # Git keeps no empty folder; dotfiles are not read as config (SPEC §2).
+            if _new_file(directory / ".gitkeep", b""):
+                created.append(f"{folder}/")
+        files = {
+            SETTINGS_FILE: _template("mailgitops.yaml.example"),
+            ".gitignore": _template("gitignore.example"),
+        }
+        for name, data in files.items():
+            (created if _new_file(root / name, data) else kept).append(name)
+        for path, written in schema.export(root / SCHEMAS_DIR, overwrite=False):
+            (created if written else kept).append(f"{SCHEMAS_DIR}/{path.name}")
+    except OSError as exc:
+        raise MailgitopsError(
+            f"cannot initialise {root}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+        ) from None
+    for name in created:
+        output.out(f"created {name}")
+    for name in kept:
+        output.out(f"kept    {name} (exists; not overwritten)")
+    output.out(
+        f"Initialised a mailgitops config in {root}. Next: add providers "
+        "(`mailgitops import-ispdb`, or providers.d/NAME.yaml) and mailboxes, then "
+        "`mailgitops validate` and `mailgitops plan`."
+    )
+    return 0
