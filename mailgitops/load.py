@@ -854,7 +854,7 @@ def load_tree(root: Path, cache: Cache | None = None, inspect: Inspect | None = 
 
         def one(rel: str) -> Document:
             if rel.endswith(TEMPLATE_SUFFIX):
-                return templating.read_template(root, rel, cache, inputs)
+                return templating.read_template(root, rel, cache, inputs, budget)
             return read(root, rel, cache, budget)
 
     folders: dict[str, list[Document]] = {PROVIDERS_DIR: [], MAILBOXES_DIR: []}
