@@ -44,9 +44,12 @@ _DEEP_HINT = re.compile(rf"^[ \t?:-]{{{MAX_DEPTH},}}", re.MULTILINE)
 # The nodes a file would have are estimated before composing, from the characters that
 # separate them (C-speed str.count, about as many as the nodes in real configs), and refused
 # when a file is denser than any config or past the per-file or per-run limit. A generated
-# config with 100,000 mailboxes is about 1.4 million nodes over 14 MB.
+# config with 100,000 mailboxes is about 1.4 million nodes over 14 MB. The run limit is what
+# bounds the memory of a run of many files; a team with a larger config raises it explicitly
+# (MAX_RUN_NODES_ENV, set by whoever runs CI, not by a file of the config).
 MAX_FILE_NODES = 200_000
 MAX_RUN_NODES = 3_000_000
+MAX_RUN_NODES_ENV = "MAILGITOPS_MAX_NODES"
 # Once a run has this many errors, the files not yet read are not parsed: a few hostile files
 # cost one file's work, not each their own.
 MAX_RUN_ERRORS = 1_000
@@ -475,11 +478,26 @@ def _position(raw: bytes, offset: int) -> tuple[int, int]:
     return line, col
 
 
+def run_node_limit() -> int:
+    """The run's node limit: MAX_RUN_NODES, or $MAILGITOPS_MAX_NODES for a larger config."""
+    raw = os.environ.get(MAX_RUN_NODES_ENV)
+    if raw is None or not raw.strip():
+        return MAX_RUN_NODES
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"${MAX_RUN_NODES_ENV} must be a positive whole number of YAML nodes")
+    return value
+
+
 class ParseBudget:
     """What one run may spend on parsing, across all its files: estimated YAML nodes."""
 
-    def __init__(self, nodes: int = MAX_RUN_NODES) -> None:
-        self.remaining = nodes
+    def __init__(self, nodes: int | None = None) -> None:
+        self.limit = run_node_limit() if nodes is None else nodes
+        self.remaining = self.limit
         self.errors = 0  # found so far in this run's files (their schema checks included)
 
     def stopped(self) -> tuple[str, str] | None:
@@ -512,8 +530,9 @@ class ParseBudget:
             )
         if estimate > self.remaining:
             return (
-                f"the config holds more than {MAX_RUN_NODES:,} YAML nodes in all; this file "
-                "is not read (the budget of one run; split the config into several roots?)",
+                f"the config holds more than {self.limit:,} YAML nodes in all; this file "
+                f"is not read (the budget of one run: set ${MAX_RUN_NODES_ENV} higher for a "
+                "config this large, or split it into several roots)",
                 "parse-budget",
             )
         self.remaining -= estimate

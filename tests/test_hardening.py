@@ -359,3 +359,19 @@ def test_files_after_too_many_errors_are_not_parsed(cli: Cli) -> None:
     assert out.count("[too-many-errors]") == 1
     assert "mailboxes.d/bad-1.yaml:1:1: error: not read: the config already has" in out
     assert "mailboxes.d/team.yaml:1:1: error: not read" in out
+
+
+def test_the_run_node_limit_is_raised_only_by_the_environment(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's node budget counts every file together; MAILGITOPS_MAX_NODES (set by whoever
+    runs CI) raises or lowers it, and a value that is not a number is a usage error."""
+    monkeypatch.setenv("MAILGITOPS_MAX_NODES", "10")
+    code, out, _ = cli("validate", state=False)
+    assert code == 1 and "[parse-budget]" in out and "MAILGITOPS_MAX_NODES" in out
+    monkeypatch.setenv("MAILGITOPS_MAX_NODES", "100_000")
+    code, out, _ = cli("validate", state=False)
+    assert code == 0, out
+    monkeypatch.setenv("MAILGITOPS_MAX_NODES", "lots")
+    code, _out, err = cli("validate", state=False)
+    assert code == 1 and "MAILGITOPS_MAX_NODES must be a positive whole number" in err
