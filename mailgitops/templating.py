@@ -260,7 +260,9 @@ class _Environment(ImmutableSandboxedEnvironment):
         self.filters["yaml"] = self._bounded_filter("yaml", to_yaml)
         self.filters["__mgo_loop"] = self._loop
         self.filters["__mgo_concat"] = self._concat_values
-        self.concat = self._join_buffer  # type: ignore[method-assign]
+        # Through __dict__: Jinja2's type hints for `concat` differ between releases, and the
+        # instance attribute is what the compiled templates read.
+        self.__dict__["concat"] = self._join_buffer
 
     # -- compiled into every template ------------------------------------------------------
 
