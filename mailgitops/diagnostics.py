@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from mailgitops.output import visible
+
 Severity = Literal["error", "warning"]
 
 
@@ -18,7 +20,12 @@ class Diagnostic:
     rule: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.rule}]"
+        """One line, whatever the file name or message holds: key names and file names come
+        from the config, and a line break in one must not forge a line of its own."""
+        return (
+            f"{visible(self.file)}:{self.line}:{self.col}: {self.severity}: "
+            f"{visible(self.message)} [{self.rule}]"
+        )
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -4,8 +4,35 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+
+
+def replace_refusal(path: Path, protected: Iterable[Path] = ()) -> str | None:
+    """Why a file we write whole (a plan file) must not replace what is at `path`, or None:
+    only a regular file of our own may be replaced. A symbolic link (rename would replace the
+    link, or a later write could follow it), a device, FIFO or directory, and the files in
+    `protected` (the live state, its lock and backup) are refused."""
+    real = os.path.realpath(path)
+    for other in protected:
+        same = real == os.path.realpath(other)
+        with contextlib.suppress(OSError):
+            same = same or os.path.samefile(path, other)
+        if same:
+            return f"it is {other}, a file of the live state"
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symbolic link"
+    if not stat.S_ISREG(info.st_mode):
+        return "it is not a regular file"
+    return None
 
 
 def atomic_write(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import NotConfigRoot, UsageError
+from mailgitops.model import SECRET_KEYS, is_secret_path
 
 try:  # the C parser is several times faster; fall back where libyaml is missing
     from yaml import CSafeLoader as _BaseLoader
@@ -36,6 +38,23 @@ MAX_EXPANSION_FACTOR = 20
 MAX_DEPTH = 100
 _BRACKETS = re.compile(r"[\[\]{}]")
 _DEEP_HINT = re.compile(rf"^[ \t?:-]{{{MAX_DEPTH},}}", re.MULTILINE)
+
+# The parse budget (docs/reliability.md). PyYAML's composer holds every node of a file at
+# once, at about 700 bytes each: 10 MB of `[1,1,1,…]` is 5 million nodes, 3.6 GB and 40 s.
+# The nodes a file would have are estimated before composing, from the characters that
+# separate them (C-speed str.count, about as many as the nodes in real configs), and refused
+# when a file is denser than any config or past the per-file or per-run limit. A generated
+# config with 100,000 mailboxes is about 1.4 million nodes over 14 MB. The run limit is what
+# bounds the memory of a run of many files; a team with a larger config raises it explicitly
+# (MAX_RUN_NODES_ENV, set by whoever runs CI, not by a file of the config).
+MAX_FILE_NODES = 200_000
+MAX_RUN_NODES = 3_000_000
+MAX_RUN_NODES_ENV = "MAILGITOPS_MAX_NODES"
+# Once a run has this many errors, the files not yet read are not parsed: a few hostile files
+# cost one file's work, not each their own.
+MAX_RUN_ERRORS = 1_000
+BYTES_PER_NODE = 5  # a real config has about 10 bytes per node; `1,` has 2
+_SEPARATORS = (",", ":", "\n", "-", "[", "{", "?")
 
 PROVIDERS_DIR = "providers.d"
 MAILBOXES_DIR = "mailboxes.d"
@@ -60,6 +79,7 @@ class MarkedDict(dict[str, Any]):
     col: int = 0
     marks: dict[str, Mark]
     notes: dict[str, str] | None = None  # key -> plain scalar text that YAML 1.1 re-typed
+    hidden: set[str] | None = None  # keys whose value is (an alias of) a secret's value
 
 
 class MarkedList(list[Any]):
@@ -69,6 +89,7 @@ class MarkedList(list[Any]):
     col: int = 0
     marks: dict[int, Mark]
     notes: dict[int, str] | None = None
+    hidden: set[int] | None = None
 
 
 class _Bomb(Exception):
@@ -83,6 +104,44 @@ class _Loader(_BaseLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.problems: list[tuple[int, int, str, str]] = []  # line, col, message, rule
+        self.secret_ids: set[int] = set()
+
+
+def _secret_nodes(root: Node) -> set[int]:
+    """The ids of every node that is, or is inside, the value of a secret key (SECRET_KEYS),
+    however it is reached: an anchor defined under `password:` and used elsewhere is still
+    the password, and so is a value used under `password:` through an alias. Each node is
+    visited once, so aliases cost nothing extra. Only a document with aliases needs this
+    walk: without them _construct_map marks each secret value as it meets its key."""
+    secret: set[int] = set()
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode) and key.value in SECRET_KEYS:
+                    _add_subtree(value, secret)
+                stack.extend((key, value))
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+    return secret
+
+
+def _add_subtree(top: Node, into: set[int]) -> None:
+    stack = [top]
+    while stack:
+        node = stack.pop()
+        if id(node) in into:
+            continue
+        into.add(id(node))
+        if isinstance(node, MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
 
 
 def _mark(node: Node) -> tuple[int, int]:
@@ -108,6 +167,9 @@ def _scalar_note(loader: _Loader, node: Node) -> str | None:
     if node.tag == _BOOL_TAG:
         return str(node.value)
     if node.tag == _INT_TAG:
+        if id(node) in loader.secret_ids:
+            # The schema refuses a number there, with a message that does not quote it.
+            return str(node.value)
         value = loader.construct_object(node)
         line, col = _mark(node)
         loader.problems.append(
@@ -128,6 +190,7 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[MarkedDict]:
     data.line, data.col = _mark(node)
     data.marks = {}
     yield data
+    secret = loader.secret_ids
     own = len(node.value)
     if any(k.tag == _MERGE_TAG for k, _ in node.value):
         own -= sum(1 for k, _ in node.value if k.tag == _MERGE_TAG)
@@ -138,7 +201,12 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[MarkedDict]:
         key = loader.construct_object(key_node, deep=False)
         kline, kcol = _mark(key_node)
         if not isinstance(key, str):
-            if isinstance(key_node, ScalarNode):
+            if isinstance(key_node, ScalarNode) and id(key_node) in secret:
+                loader.problems.append(
+                    (kline, kcol, "a key inside a secret must be a string", "yaml-key")
+                )
+                key = str(key_node.value)
+            elif isinstance(key_node, ScalarNode):
                 loader.problems.append(
                     (
                         kline,
@@ -166,6 +234,12 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[MarkedDict]:
             seen[key] = kline
         vline, vcol = _mark(value_node)
         data.marks[key] = (kline, kcol, vline, vcol)
+        if key in SECRET_KEYS and id(value_node) not in secret:
+            _add_subtree(value_node, secret)  # before its note is taken, and its children built
+        if id(value_node) in secret:
+            if data.hidden is None:
+                data.hidden = set()
+            data.hidden.add(key)
         note = _scalar_note(loader, value_node)
         if note is not None:
             if data.notes is None:
@@ -182,6 +256,10 @@ def _construct_seq(loader: _Loader, node: SequenceNode) -> Iterator[MarkedList]:
     for index, child in enumerate(node.value):
         line, col = _mark(child)
         data.marks[index] = (line, col, line, col)
+        if id(child) in loader.secret_ids:
+            if data.hidden is None:
+                data.hidden = set()
+            data.hidden.add(index)
         note = _scalar_note(loader, child)
         if note is not None:
             if data.notes is None:
@@ -316,6 +394,7 @@ class Document:
     root_mark: tuple[int, int] = (1, 1)
     item_marks: list[tuple[int, int]] = field(default_factory=list)
     cache_key: str | None = None
+    schema: list[Diagnostic] | None = None  # the schema check's findings, once it ran
     clean: bool = False  # from the cache: loaded and schema-valid before, with these bytes
     _marked: Any = None
 
@@ -399,8 +478,71 @@ def _position(raw: bytes, offset: int) -> tuple[int, int]:
     return line, col
 
 
-def parse(raw: bytes, relpath: str) -> Document:
-    """Parse one YAML file's bytes. Never raises for bad input: problems go into the Document."""
+def run_node_limit() -> int:
+    """The run's node limit: MAX_RUN_NODES, or $MAILGITOPS_MAX_NODES for a larger config."""
+    raw = os.environ.get(MAX_RUN_NODES_ENV)
+    if raw is None or not raw.strip():
+        return MAX_RUN_NODES
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"${MAX_RUN_NODES_ENV} must be a positive whole number of YAML nodes")
+    return value
+
+
+class ParseBudget:
+    """What one run may spend on parsing, across all its files: estimated YAML nodes."""
+
+    def __init__(self, nodes: int | None = None) -> None:
+        self.limit = run_node_limit() if nodes is None else nodes
+        self.remaining = self.limit
+        self.errors = 0  # found so far in this run's files (their schema checks included)
+
+    def stopped(self) -> tuple[str, str] | None:
+        """(message, rule) once the run has too many errors to read more files."""
+        if self.errors <= MAX_RUN_ERRORS:
+            return None
+        return (
+            f"not read: the config already has more than {MAX_RUN_ERRORS:,} errors in the "
+            "files before this one; fix those first",
+            "parse-budget",
+        )
+
+    def refusal(self, text: str) -> tuple[str, str] | None:
+        """(message, rule) when `text` may not be composed; else it is charged."""
+        stopped = self.stopped()
+        if stopped is not None:
+            return stopped
+        estimate = sum(text.count(sep) for sep in _SEPARATORS) + 1
+        if estimate > MAX_FILE_NODES:
+            return (
+                f"the file holds about {estimate:,} YAML nodes; the limit is "
+                f"{MAX_FILE_NODES:,} per file: split it",
+                "too-many-nodes",
+            )
+        if estimate > 1_000 + len(text) // BYTES_PER_NODE:
+            return (
+                f"the file holds about {estimate:,} YAML nodes in {len(text):,} characters, "
+                "denser than any config (a list like [1,1,1,…]?)",
+                "too-many-nodes",
+            )
+        if estimate > self.remaining:
+            return (
+                f"the config holds more than {self.limit:,} YAML nodes in all; this file "
+                f"is not read (the budget of one run: set ${MAX_RUN_NODES_ENV} higher for a "
+                "config this large, or split it into several roots)",
+                "parse-budget",
+            )
+        self.remaining -= estimate
+        return None
+
+
+def parse(raw: bytes, relpath: str, budget: ParseBudget | None = None) -> Document:
+    """Parse one YAML file's bytes. Never raises for bad input: problems go into the Document.
+    `budget` is charged before anything is composed; without one, the file gets a fresh
+    budget of its own."""
     doc = Document(relpath, None, raw=raw)
     if len(raw) > MAX_FILE_BYTES:
         doc.problem(
@@ -423,6 +565,10 @@ def parse(raw: bytes, relpath: str) -> Document:
         return doc
     if _too_deep(text):
         doc.problem(1, 1, f"the document is nested more than {MAX_DEPTH} levels deep", "yaml-depth")
+        return doc
+    refusal = (budget or ParseBudget()).refusal(text)
+    if refusal is not None:
+        doc.problem(1, 1, *refusal)
         return doc
     fast = _FastLoader(text)
     data = _load(fast, text, doc)
@@ -456,6 +602,8 @@ def _load(loader: _FastLoader | _Loader, text: str, doc: Document) -> Any:
             _check_expansion(node)
         doc.root_mark = _mark(node)
         doc.item_marks = _item_marks(node)
+        if isinstance(loader, _Loader) and "*" in text:
+            loader.secret_ids = _secret_nodes(node)
         return loader.construct_document(node)
     except _Bomb as exc:
         doc.problem(1, 1, str(exc), "alias-bomb")
@@ -500,29 +648,58 @@ def _item_marks(root: Node) -> list[tuple[int, int]]:
     return []
 
 
+def _outside(root: Path, relpath: str) -> bool:
+    """Whether the file resolves (symbolic links followed) outside the config root: a pull
+    request could otherwise make the tool read, and echo parts of, any file of the runner."""
+    real = Path(os.path.realpath(root / relpath))
+    return not real.is_relative_to(os.path.realpath(root))
+
+
+def _unusable(relpath: str, message: str, rule: str) -> Document:
+    doc = Document(relpath, None)
+    doc.problem(1, 1, message, rule)
+    return doc
+
+
 def read_raw(root: Path, relpath: str, limit: int = MAX_FILE_BYTES) -> bytes | Document:
     """A file's bytes (one more than `limit` at most, so that the size check sees it), or a
-    Document with the reason it cannot be read."""
+    Document with the reason it cannot be read. Only a regular file inside the root is read;
+    it is opened without blocking (a FIFO named x.yaml must not hang validate) and checked on
+    the open descriptor."""
+    if _outside(root, relpath):
+        return _unusable(
+            relpath, "the file resolves outside the config root (a symbolic link?)", "outside-root"
+        )
     try:
-        with open(root / relpath, "rb") as fh:
+        fd = os.open(root / relpath, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return _unusable(relpath, f"cannot read: {exc.strerror}", "io")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return _unusable(relpath, "not a regular file", "not-a-file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read(limit + 1)
     except OSError as exc:
-        doc = Document(relpath, None)
-        doc.problem(1, 1, f"cannot read: {exc.strerror}", "io")
-        return doc
+        return _unusable(relpath, f"cannot read: {exc.strerror}", "io")
+    finally:
+        os.close(fd)
 
 
-def read(root: Path, relpath: str, cache: Cache | None = None) -> Document:
+def read(
+    root: Path, relpath: str, cache: Cache | None = None, budget: ParseBudget | None = None
+) -> Document:
     raw = read_raw(root, relpath)
     if isinstance(raw, Document):
         return raw
-    return parse_cached(raw, relpath, cache)
+    return parse_cached(raw, relpath, cache, budget)
 
 
-def parse_cached(raw: bytes, relpath: str, cache: Cache | None) -> Document:
+def parse_cached(
+    raw: bytes, relpath: str, cache: Cache | None, budget: ParseBudget | None = None
+) -> Document:
     """parse(), through the cache: the bytes of a file, or the text a template rendered."""
     if cache is None:
-        return parse(raw, relpath)
+        return parse(raw, relpath, budget)
     # The folder decides the schema, so it is part of the key; the name is not.
     key = cache.key("file", relpath.rpartition("/")[0].encode(), raw)
     hit = cache.get(key)
@@ -539,7 +716,7 @@ def parse_cached(raw: bytes, relpath: str, cache: Cache | None) -> Document:
             )
         except (KeyError, TypeError, IndexError):
             pass  # a mangled entry: parse, and the entry is rewritten
-    doc = parse(raw, relpath)
+    doc = parse(raw, relpath, budget)
     doc.cache_key = key
     return doc
 
@@ -606,6 +783,43 @@ def _listing(root: Path, folder: str, notices: list[Diagnostic]) -> list[str]:
     return names
 
 
+def _near_settings(name: str) -> bool:
+    """`mailgitops.yml`, `.mailgitops.yaml`, `Mailgitops.YAML`…: a settings file the tool
+    would not read, whose author may believe its access rules apply."""
+    stem, _, ext = name.lower().lstrip(".").strip().partition(".")
+    return stem == "mailgitops" and ext in ("yaml", "yml", "json") and name != SETTINGS_FILE
+
+
+def settings_problems(root: Path) -> list[Diagnostic]:
+    """Settings that cannot be dodged: a settings file under another name beside the root is
+    an error, not a file silently ignored."""
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    return [
+        Diagnostic(
+            name,
+            1,
+            1,
+            "error",
+            f"a settings file must be named {SETTINGS_FILE}: this one would be ignored, "
+            "access rules and all; rename it or remove it",
+            "settings-name",
+        )
+        for name in names
+        if _near_settings(name)
+    ]
+
+
+def settings_files(root: Path) -> list[str]:
+    """The files that make up the settings and the config, for a cache key: a near-named
+    settings file is part of it, so its appearance is never hidden by a cached result."""
+    names = [SETTINGS_FILE] if os.path.lexists(root / SETTINGS_FILE) else []
+    names += [d.file for d in settings_problems(root)]
+    return names + config_files(root)
+
+
 def is_config_root(root: Path) -> bool:
     return any(os.path.lexists(root / name) for name in ROOT_MARKERS)
 
@@ -632,34 +846,44 @@ def config_files(root: Path) -> list[str]:
     return _listing(root, PROVIDERS_DIR, ignored) + _listing(root, MAILBOXES_DIR, ignored)
 
 
-def load_tree(root: Path, cache: Cache | None = None) -> Tree:
+Inspect = Callable[[Document, str], int]
+
+
+def load_tree(root: Path, cache: Cache | None = None, inspect: Inspect | None = None) -> Tree:
+    """Every file of the config, parsed under one ParseBudget. `inspect(doc, folder)` runs
+    on each file as soon as it is parsed and returns its error count (the schema check): the
+    budget stops parsing once the run has too many errors."""
     check_root(root)
-    notices: list[Diagnostic] = []
-    settings = read(root, SETTINGS_FILE) if (root / SETTINGS_FILE).is_file() else None
+    notices: list[Diagnostic] = settings_problems(root)
+    # Whatever is there under the name is read: a directory or FIFO named mailgitops.yaml is
+    # an error, never a config without settings.
+    budget = ParseBudget()  # one for the whole run: many hostile files cost no more than one
+    settings = (
+        read(root, SETTINGS_FILE, budget=budget) if os.path.lexists(root / SETTINGS_FILE) else None
+    )
     provider_files = _listing(root, PROVIDERS_DIR, notices)
     mailbox_files = _listing(root, MAILBOXES_DIR, notices)
-    if not any(name.endswith(TEMPLATE_SUFFIX) for name in provider_files + mailbox_files):
-        providers = [read(root, rel, cache) for rel in provider_files]
-        mailboxes = [read(root, rel, cache) for rel in mailbox_files]
-        return Tree(root, settings, providers, mailboxes, notices)
-    # Imported here: templating builds on this module (parse, Document).
-    from mailgitops import templating
+    one: Callable[[str], Document] = lambda rel: read(root, rel, cache, budget)  # noqa: E731
+    if any(name.endswith(TEMPLATE_SUFFIX) for name in provider_files + mailbox_files):
+        # Imported here: templating builds on this module (parse, Document).
+        from mailgitops import templating
 
-    inputs = templating.template_inputs(root, settings)
-    notices += inputs.problems
+        inputs = templating.template_inputs(root, settings)
+        notices += inputs.problems
 
-    def one(rel: str) -> Document:
-        if rel.endswith(TEMPLATE_SUFFIX):
-            return templating.read_template(root, rel, cache, inputs)
-        return read(root, rel, cache)
+        def one(rel: str) -> Document:
+            if rel.endswith(TEMPLATE_SUFFIX):
+                return templating.read_template(root, rel, cache, inputs, budget)
+            return read(root, rel, cache, budget)
 
-    return Tree(
-        root,
-        settings,
-        [one(rel) for rel in provider_files],
-        [one(rel) for rel in mailbox_files],
-        notices,
-    )
+    folders: dict[str, list[Document]] = {PROVIDERS_DIR: [], MAILBOXES_DIR: []}
+    for folder, files in ((PROVIDERS_DIR, provider_files), (MAILBOXES_DIR, mailbox_files)):
+        for rel in files:
+            stopped = budget.stopped()
+            doc = _unusable(rel, *stopped) if stopped is not None else one(rel)
+            budget.errors += len(doc.problems) + (inspect(doc, folder) if inspect else 0)
+            folders[folder].append(doc)
+    return Tree(root, settings, folders[PROVIDERS_DIR], folders[MAILBOXES_DIR], notices)
 
 
 def locate(data: Any, path: Any) -> tuple[int, int]:
@@ -699,3 +923,21 @@ def note(data: Any, path: Any) -> str | None:
             return None
     notes = getattr(node, "notes", None)
     return notes.get(last) if notes else None
+
+
+def is_secret(data: Any, path: Any) -> bool:
+    """Whether the value at `path` inside marked data is, or is part of, a secret: under a
+    secret key, or reached through an alias of a secret's value. A message about such a value
+    never quotes it."""
+    if is_secret_path(path):
+        return True
+    node = data
+    for part in path:
+        hidden = getattr(node, "hidden", None)
+        if hidden and part in hidden:
+            return True
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return False

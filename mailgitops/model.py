@@ -19,6 +19,23 @@ DEFAULT_SMTP_TIMEOUT = 40
 # Attributes (in the state's form) that hold secret references: shown as (sensitive), diffed
 # as a whole, read only to deliver them.
 SENSITIVE_PATHS: tuple[tuple[str, ...], ...] = (("password",), ("auth", "client_secret"))
+# Attributes that may hold a secret reference, delivered by apply: the sensitive ones and
+# `auth.client_id` (not secret enough to hide in a plan, but read from the same references,
+# so checked for readability and against `secrets:` like the others).
+REFERENCE_PATHS: tuple[tuple[str, ...], ...] = (*SENSITIVE_PATHS, ("auth", "client_id"))
+# Keys whose value is a secret, or may hold one (a DSN's password), wherever they appear in a
+# config or a state entry. The one place that decides "this is secret": a message never
+# quotes a value found under one of these keys (or an alias of such a value), whatever the
+# rule that complains about it.
+SECRET_KEYS = frozenset({"password", "client_secret", "dsn"})
+# Of those, the keys whose value must be a reference, never a literal string.
+REFERENCE_ONLY_KEYS = frozenset({"password", "client_secret"})
+
+
+def is_secret_path(path: Any) -> bool:
+    """Whether a value at `path` (keys and indexes) is, or is part of, a secret."""
+    return any(isinstance(part, str) and part in SECRET_KEYS for part in path)
+
 
 # `password: {keep: live}`: leave the password as it is in live (docs/secrets.md). A live
 # entry never holds it: the plan puts live's value (or nothing) in its place.

@@ -15,7 +15,7 @@ from mailgitops import normalize, output, rules, secrets
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import ConfigError, MailgitopsError, PlanStateMismatch, UsageError
-from mailgitops.load import SETTINGS_FILE, TEMPLATE_SUFFIX, check_root, config_files, read
+from mailgitops.load import SETTINGS_FILE, TEMPLATE_SUFFIX, check_root, read, settings_files
 from mailgitops.model import Config
 from mailgitops.plan import Desired, Plan, compute
 from mailgitops.planfile import Location, SavedPlan
@@ -120,8 +120,7 @@ class Project:
             return None
         check_root(self.root)
         parts: list[bytes] = []
-        names = [SETTINGS_FILE] if (self.root / SETTINGS_FILE).is_file() else []
-        names += config_files(self.root)
+        names = settings_files(self.root)
         try:
             for name in names:
                 parts += [name.encode(), (self.root / name).read_bytes()]
@@ -171,7 +170,11 @@ def rule_settings(project: Project) -> dict[str, Any]:
     """mailgitops.yaml as the rules read it: from the file itself and checked, never from the
     cache (SPEC §9). Rules that cannot be read must not count as no rules."""
     checked = project._checked if project._checked is not None else check_settings(project.root)
-    broken = [d for d in checked.findings.errors if d.file == SETTINGS_FILE]
+    broken = [
+        d
+        for d in checked.findings.errors
+        if d.file == SETTINGS_FILE or d.rule == "settings-name"  # a near-named settings file
+    ]
     if broken:
         report_findings(sorted(broken))
         raise ConfigError(

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from mailgitops import schema
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.load import Document, key_position, locate, note
+from mailgitops.load import Document, is_secret, key_position, locate, note
+from mailgitops.model import REFERENCE_ONLY_KEYS
 
 if TYPE_CHECKING:  # jsonschema is imported only once a document failed the fast check
     from jsonschema import ValidationError
 
-SECRET_KEYS = frozenset({"password", "client_secret"})
 # A hostile file gives millions of schema errors (10 MB of `1,` in a list: 5 million, at about
 # 3 KB and 0.1 ms each, so more than 8 GB before the process was stopped). The first thousand
 # tell the story; the count bounds the time and memory a file can cost.
@@ -63,8 +63,9 @@ def _message(error: ValidationError, data: Any) -> tuple[str, str]:
     sub: dict[str, Any] = dict(error.schema) if isinstance(error.schema, dict) else {}
     expected: Any = error.validator_value
     value = error.instance
-    secret = bool(path) and path[-1] in SECRET_KEYS
-    if secret and isinstance(value, str):
+    # Every branch below that would quote the value asks `secret` first (model.SECRET_KEYS).
+    secret = is_secret(data, path)
+    if secret and isinstance(value, str) and path and path[-1] in REFERENCE_ONLY_KEYS:
         return (
             f"`{name}` is a literal secret: write a reference, {{env: NAME}} or "
             "{file: PATH}, and keep the value out of Git (the value is not shown)",
@@ -73,8 +74,28 @@ def _message(error: ValidationError, data: Any) -> tuple[str, str]:
     original = note(data, path)
     if kind in ("type", "enum", "const") and original is not None:
         rule = "yaml-boolean" if isinstance(value, bool) else "yaml-number"
+        if secret:
+            fix = (
+                "write a reference, {env: NAME} or {file: PATH}"
+                if path[-1] in REFERENCE_ONLY_KEYS
+                else "quote it"
+            )
+            return (
+                f"`{name}` is read as {_type_name(value)} by YAML 1.1, not as text (the value "
+                f"is not shown); {fix}",
+                rule,
+            )
         return _yaml11(original, value), rule
-    if sub.get("x-rule") == "host-format" and isinstance(value, str) and "@" in value:
+    if secret and kind in ("enum", "minimum", "maximum"):
+        return f"`{name}` has a value that is not allowed here (the value is not shown)", (
+            "enum" if kind == "enum" else "range"
+        )
+    if (
+        not secret
+        and sub.get("x-rule") == "host-format"
+        and isinstance(value, str)
+        and "@" in value
+    ):
         local, _, domain = value.partition("@")
         return (
             f"`{value}` is an address, not a host; did you mean `{local}.{domain}`?",
@@ -86,7 +107,12 @@ def _message(error: ValidationError, data: Any) -> tuple[str, str]:
         types: list[str] = expected if isinstance(expected, list) else [str(expected)]
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
         hint = ""
-        if expected == "integer" and isinstance(value, str) and value.strip().isdigit():
+        if (
+            not secret
+            and expected == "integer"
+            and isinstance(value, str)
+            and value.strip().isdigit()
+        ):
             hint = f"; write {value.strip()} without quotes"
         return f"`{name}` must be {wanted}, not {_type_name(value)}{hint}", "type"
     if kind == "enum":
@@ -154,9 +180,12 @@ def check(doc: Document, schema_name: str) -> list[Diagnostic]:
     """Every schema problem of a document against schema `schema_name`. A compiled pass/fail
     check runs first (clean files are the common case); only a failing document is validated
     again by jsonschema, on its marked data, for messages and places."""
-    if doc.clean or schema.is_valid(schema_name, doc.data):
-        return []
-    return problems(doc.marked(), schema_name, doc.path)
+    if doc.schema is None:
+        if doc.clean or schema.is_valid(schema_name, doc.data):
+            doc.schema = []
+        else:
+            doc.schema = problems(doc.marked(), schema_name, doc.path)
+    return doc.schema
 
 
 def problems(data: Any, schema_name: str, file: str) -> list[Diagnostic]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailgitops.errors import SecretError
-from mailgitops.model import KEEP_LIVE, SENSITIVE_PATHS
+from mailgitops.model import KEEP_LIVE, REFERENCE_PATHS
 
 if TYPE_CHECKING:  # validate needs only the policy: no plan machinery at import
     from mailgitops.plan import Change, Plan
@@ -55,59 +56,100 @@ def policy_violation(ref: dict[str, Any], settings: dict[str, Any], root: Path) 
     return None
 
 
-def unreadable_reason(ref: dict[str, Any], root: Path) -> str | None:
-    """Why the value behind `ref` cannot be read here, or None when it can. The value itself
-    is discarded at once."""
-    if "env" in ref:
-        value = os.environ.get(str(ref["env"]))
-        if value is None:
-            return "environment variable not set"
-        return "environment variable is empty" if value == "" else None
-    raw = ref.get("file")
-    if not isinstance(raw, str):
-        return "not a secret reference"
+class _Unreadable(Exception):
+    pass
+
+
+def _read_file(raw: str, root: Path) -> bytes:
+    """The bytes of a secret file. Only a regular file is read: the file is opened without
+    blocking (a FIFO or a device such as /dev/kmsg would otherwise make plan and apply wait
+    for ever), checked with fstat on the open descriptor (no race with a rename), and read up
+    to MAX_SECRET_BYTES. Symbolic links are followed: mounted secrets (Kubernetes) are links;
+    `secrets.file_root` limits where they may lead."""
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = root / path
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(path, "rb") as fh:
-            size = len(fh.read(MAX_SECRET_BYTES + 1))
+        fd = os.open(path, flags)
     except OSError as exc:
-        return f"cannot read the file ({exc.strerror})"
+        raise _Unreadable(f"cannot read the file ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable("not a regular file; devices, FIFOs and directories are never read")
+        if info.st_size > MAX_SECRET_BYTES:
+            raise _Unreadable(f"the file is larger than {MAX_SECRET_BYTES} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_SECRET_BYTES:
+            chunk = os.read(fd, MAX_SECRET_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _Unreadable(f"cannot read the file ({exc.strerror})") from None
+    finally:
+        os.close(fd)
     if size > MAX_SECRET_BYTES:
-        return f"the file is larger than {MAX_SECRET_BYTES} bytes"
-    return "the file is empty" if size == 0 else None
+        raise _Unreadable(f"the file is larger than {MAX_SECRET_BYTES} bytes")
+    return b"".join(chunks)
+
+
+def _value(ref: dict[str, Any], root: Path) -> str:
+    """The value behind `ref`; _Unreadable says why there is none."""
+    if "env" in ref:
+        value = os.environ.get(str(ref["env"]))
+        if value is None:
+            raise _Unreadable("environment variable not set")
+        if value == "":
+            raise _Unreadable("environment variable is empty")
+        try:
+            value.encode("utf-8")  # undecodable bytes arrive as lone surrogates
+        except UnicodeEncodeError:
+            raise _Unreadable("environment variable is not valid UTF-8") from None
+        return value
+    raw = ref.get("file")
+    if not isinstance(raw, str):
+        raise _Unreadable("not a secret reference")
+    data = _read_file(raw, root)
+    if not data:
+        raise _Unreadable("the file is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Unreadable("the file is not UTF-8 text") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise _Unreadable("the file holds only a line break")
+    return text
+
+
+def unreadable_reason(ref: dict[str, Any], root: Path) -> str | None:
+    """Why the value behind `ref` cannot be read here, or None when it can. The value itself
+    is discarded at once."""
+    try:
+        _value(ref, root)
+    except _Unreadable as exc:
+        return str(exc)
+    return None
 
 
 def read_value(ref: dict[str, Any], root: Path) -> str:
     """The value behind `ref`, for the one caller that must hand it on (the PostgreSQL state
     backend's DSN and password, passed straight to the driver). Never print, log or store it.
     A file's trailing newline is not part of the value: editors add one."""
-    reason = unreadable_reason(ref, root)
-    if reason is not None:
-        raise SecretError(f"{describe(ref)}: {reason}")
-    if "env" in ref:
-        return os.environ[str(ref["env"])]
-    path = Path(str(ref["file"])).expanduser()
-    if not path.is_absolute():
-        path = root / path
     try:
-        raw = path.read_bytes()[:MAX_SECRET_BYTES]
-        value = raw.decode("utf-8")
-    except OSError as exc:
-        raise SecretError(f"{describe(ref)}: cannot read the file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise SecretError(f"{describe(ref)}: the file is not UTF-8 text") from None
-    value = value.removesuffix("\n").removesuffix("\r")
-    if not value:
-        raise SecretError(f"{describe(ref)}: the file holds only a line break")
-    return value
+        return _value(ref, root)
+    except _Unreadable as exc:
+        raise SecretError(f"{describe(ref)}: {exc}") from None
 
 
 def _refs(entry: dict[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:
     if not entry:
         return
-    for path in SENSITIVE_PATHS:
+    for path in REFERENCE_PATHS:
         node: Any = entry
         for part in path:
             node = node.get(part) if isinstance(node, dict) else None
@@ -122,11 +164,11 @@ def delivered(change: Change) -> Iterator[dict[str, Any]]:
     has."""
     if change.action == "delete":
         return
-    changed = {d.path for d in change.diff}
+    changed = [d.path for d in change.diff]
     for path, ref in _refs(change.after):
         if ref == KEEP_LIVE:
             continue  # refused on a create by rules/secret_policy.py; nothing to read
-        if change.action == "create" or path in changed:
+        if change.action == "create" or any(c == path or c.startswith(f"{path}.") for c in changed):
             yield ref
 
 

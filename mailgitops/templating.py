@@ -40,7 +40,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.load import MAX_FILE_BYTES, Document, parse, parse_cached, read_raw
+from mailgitops.load import (
+    MAX_FILE_BYTES,
+    Document,
+    ParseBudget,
+    parse,
+    parse_cached,
+    read_raw,
+)
 
 DATA_DIR = "data"
 TEMPLATES_DIR = "templates"
@@ -253,7 +260,9 @@ class _Environment(ImmutableSandboxedEnvironment):
         self.filters["yaml"] = self._bounded_filter("yaml", to_yaml)
         self.filters["__mgo_loop"] = self._loop
         self.filters["__mgo_concat"] = self._concat_values
-        self.concat = self._join_buffer  # type: ignore[method-assign]
+        # Through __dict__: Jinja2's type hints for `concat` differ between releases, and the
+        # instance attribute is what the compiled templates read.
+        self.__dict__["concat"] = self._join_buffer
 
     # -- compiled into every template ------------------------------------------------------
 
@@ -766,9 +775,16 @@ def _column(
     return indent + 1
 
 
-def read_template(root: Path, relpath: str, cache: Cache | None, inputs: Inputs) -> Document:
+def read_template(
+    root: Path,
+    relpath: str,
+    cache: Cache | None,
+    inputs: Inputs,
+    budget: ParseBudget | None = None,
+) -> Document:
     """A template of providers.d/ or mailboxes.d/, rendered and parsed: a Document like any
-    YAML file's, named by the template, at the lines of the rendered text."""
+    YAML file's, named by the template, at the lines of the rendered text. The rendered text
+    is charged to the run's parse budget like a file's."""
     raw = read_raw(root, relpath, MAX_TEMPLATE_BYTES)
     if isinstance(raw, Document):
         return raw
@@ -780,11 +796,11 @@ def read_template(root: Path, relpath: str, cache: Cache | None, inputs: Inputs)
         key = cache.key("template", folder, raw, inputs.digest)
         hit = cache.get(key)
         if isinstance(hit, dict) and isinstance(hit.get("text"), str):
-            return parse_cached(hit["text"].encode(), relpath, cache)
+            return parse_cached(hit["text"].encode(), relpath, cache, budget)
     rendered = render_file(root, relpath, raw, inputs)
     if rendered.text is None:
         return Document(relpath, None, problems=rendered.problems)
-    doc = parse_cached(rendered.text.encode(), relpath, cache)
+    doc = parse_cached(rendered.text.encode(), relpath, cache, budget)
     if key is not None and cache is not None and not doc.problems:
         cache.put(key, {"text": rendered.text})
     return doc

@@ -8,15 +8,17 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from mailgitops import identifiers, schemacheck, secrets
 from mailgitops.cache import Cache
 from mailgitops.diagnostics import Collector, Diagnostic
 from mailgitops.load import (
+    MAILBOXES_DIR,
+    PROVIDERS_DIR,
     SETTINGS_FILE,
     TEMPLATE_SUFFIX,
     Document,
@@ -26,6 +28,7 @@ from mailgitops.load import (
     note,
     read,
     remember,
+    settings_problems,
 )
 
 STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
@@ -142,8 +145,19 @@ class CheckedConfig:
         return not any(d.severity == "error" for d in self.findings.items)
 
 
+_SCHEMA_OF = {PROVIDERS_DIR: "provider", MAILBOXES_DIR: "mailboxes"}
+
+
+def _early_schema_check(doc: Document, folder: str) -> int:
+    """The schema check of a file right after it is parsed (the result is kept for
+    check_tree): its error count charges the run's parse budget."""
+    if not isinstance(doc.data, dict):
+        return 0
+    return len(schemacheck.check(doc, _SCHEMA_OF[folder]))
+
+
 def check_config(root: Path, cache: Cache | None = None) -> CheckedConfig:
-    tree = load_tree(root, cache)
+    tree = load_tree(root, cache, _early_schema_check)
     checked = check_tree(tree)
     for doc in (*tree.providers, *tree.mailboxes):
         remember(doc, cache)
@@ -154,7 +168,8 @@ def check_settings(root: Path) -> CheckedConfig:
     """mailgitops.yaml alone, read from the file (never the cache) and checked: what the rules
     of a plan read when the rest of the config came from the cache."""
     checked = CheckedConfig(root, Collector())
-    if (root / SETTINGS_FILE).is_file():
+    checked.findings.extend(settings_problems(root))  # a near-named settings file
+    if os.path.lexists(root / SETTINGS_FILE):  # a directory or FIFO there is an error
         _check_settings(read(root, SETTINGS_FILE), checked)
     return checked
 
@@ -339,12 +354,9 @@ def _check_access(doc: Document, found: Collector) -> None:
 
 
 def _dsn_has_password(dsn: str) -> bool:
-    if "://" in dsn:
-        try:
-            return urlsplit(dsn).password is not None
-        except ValueError:
-            return False
-    return any(part.strip().lower().startswith("password=") for part in dsn.split())
+    from mailgitops.state.dsn import has_password
+
+    return has_password(dsn)
 
 
 def _collect_mailboxes(doc: Document, checked: CheckedConfig) -> None:

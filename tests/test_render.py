@@ -340,13 +340,15 @@ def test_markdown_layout() -> None:
     )
     assert caution < warning < fold < md.index("</details>")
     assert "> - Secrets not readable here (apply will need them): env:OTHER\\_PW\n" in md
-    assert "| update | mailbox | alice@example.com | password: (sensitive, rotated)<br>" in md
+    assert (
+        "| update | mailbox | alice@&#8203;example.com | password: (sensitive, rotated)<br>" in md
+    )
     assert 'signature: (unset) → "Best \\| Alice"' in md
     assert 'sync.period: "week" → "all"' in md
-    assert '| delete | mailbox | old@example.com | provider: "corp"<br>' in md
+    assert '| delete | mailbox | old@&#8203;example.com | provider: "corp"<br>' in md
     assert (
         "Unmanaged (made outside mailgitops, left alone):\n\n"
-        "- mailbox ui@example.com (provider corp)\n- provider ui\n"
+        "- mailbox ui@&#8203;example.com (provider corp)\n- provider ui\n"
     ) in md
     assert len(ROW.findall(md)) == 5
 
@@ -367,7 +369,7 @@ def test_markdown_escapes_every_cell() -> None:
     assert len(re.findall(r"(?<!\\)\|", row)) == 5, "4 cells: only the 5 separators are bare"
     assert "<script>" not in md and "`" not in md and "<i>" not in md
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in row
-    assert "a\\|b&lt;i&gt;@example.com" in row
+    assert "a\\|b&lt;i&gt;@&#8203;example.com" in row
     # JSON quoting first (a backslash doubles, a newline becomes \n), then cell escaping.
     assert (
         "&#96;code&#96; &lt;script&gt;alert(1)&lt;/script&gt; &amp; \\*bold\\* \\[x\\](y) "
@@ -402,7 +404,7 @@ def test_markdown_stays_within_budget_with_3000_changes() -> None:
     assert "Show 3000 changes" in md
     rows = [line for line in md.splitlines() if ROW.match(line)]
     assert all(line.endswith(" |") for line in rows), "no row is cut"
-    assert rows[-1].startswith(f"| create | mailbox | user{shown - 1}@example.com |")
+    assert rows[-1].startswith(f"| create | mailbox | user{shown - 1}@&#8203;example.com |")
 
 
 def test_markdown_budget_keeps_refusals_before_changes_and_unmanaged() -> None:
@@ -414,7 +416,7 @@ def test_markdown_budget_keeps_refusals_before_changes_and_unmanaged() -> None:
     )
     md = markdown.render(plan, budget=5000)
     assert len(md) <= 5000
-    assert md.count("mailbox49@example.com") == 1, "every refusal detail fits first"
+    assert md.count("mailbox49@&#8203;example.com") == 1, "every refusal detail fits first"
     assert "more unmanaged" not in md
     assert re.search(r"- … and \d+ more entries not shown\n$", md)
     assert md.count("<details>") == md.count("</details>")

@@ -246,3 +246,169 @@ def test_no_secret_value_in_any_output_file_or_log(
     assert found == [], found
     print(f"{len(runs)} runs, {len(haystacks)} outputs and files searched")
     assert len(runs) >= 35, len(runs)
+
+
+# -- issue 13: literal secrets in every YAML shape, DSN forms -------------------------------
+
+
+def _search(tmp_path: Path, printed: list[str], needles: dict[str, str]) -> list[str]:
+    """Where any needle appears: the printed outputs and every file under tmp_path but the
+    config itself (the cache, the state, plan files)."""
+    haystacks = {f"output {i}": text for i, text in enumerate(printed)}
+    for path in sorted(tmp_path.rglob("*")):
+        if path.is_file() and not path.is_symlink() and "repo" not in path.parts:
+            haystacks[str(path.relative_to(tmp_path))] = path.read_bytes().decode("latin-1")
+    return [
+        f"{where} holds the {what} ({needle!r})"
+        for where, text in haystacks.items()
+        for what, needle in needles.items()
+        if needle in text
+    ]
+
+
+def _shapes() -> dict[str, tuple[str, list[str]]]:
+    """YAML 1.1 shapes a literal secret can take: (the text written, the forms to look for:
+    the text and what YAML 1.1 reads it as)."""
+    rng = uuid.uuid4().int
+    octal = "0" + oct(10_000_000 + rng % 5_000_000)[2:]
+    hours, minutes, seconds = 100 + rng % 800, 10 + rng % 50, 10 + (rng >> 8) % 50
+    sexagesimal = f"{hours}:{minutes}:{seconds}"
+    date = f"{2100 + rng % 800}-0{1 + rng % 9}-1{rng % 9}"
+    floating = f"{rng % 10**6}.{rng % 997}e+7"
+    return {
+        "octal-number": (octal, [octal, str(int(octal, 8))]),
+        "sexagesimal": (sexagesimal, [sexagesimal, str(hours * 3600 + minutes * 60 + seconds)]),
+        "date": (date, [date]),
+        "float": (floating, [floating, str(float(floating))]),
+        "boolean": ("YES", ["YES"]),
+    }
+
+
+SHAPES = sorted(_shapes())
+
+
+@pytest.mark.parametrize("anchored", ["plain", "anchor-defined-at-the-secret", "alias-at-it"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_literal_secret_in_any_yaml_shape_is_never_echoed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    shape: str,
+    anchored: str,
+) -> None:
+    text, needles = _shapes()[shape]
+    if anchored == "plain":
+        pw, other = text, "Alice"
+    elif anchored == "anchor-defined-at-the-secret":
+        pw, other = f"&p {text}", "*p"  # the same value, quoted by a rule on sender_name?
+    else:
+        pw, other = "*p", f"&p {text}"
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "providers.d/corp.yaml": CORP,
+            "providers.d/goog.yaml": GOOG.replace("{env: GOOG_SECRET}", text),
+            "mailboxes.d/team.yaml": "mailboxes:\n  - address: alice@example.com\n"
+            f"    owner: alice\n    sender_name: {other}\n    password: {pw}\n",
+        },
+    )
+    monkeypatch.setenv("MAILGITOPS_CACHE_DIR", str(tmp_path / "cache"))
+    printed: list[str] = []
+    state = str(tmp_path / "live.json")
+    for argv in (
+        *(("validate", "--format", fmt) for fmt in ("text", "json", "github")),
+        *(("plan", "--state", state, "--format", fmt) for fmt in ("text", "json", "markdown")),
+        ("plan", "--state", state, "--out", str(tmp_path / "plan.json")),
+        ("apply", "--state", state, "--auto-approve"),
+    ):
+        assert main([argv[0], "-C", str(root), *argv[1:]]) == 1, argv
+        printed.extend(capsys.readouterr())
+    assert _search(tmp_path, printed, {f"form {i}": n for i, n in enumerate(needles)}) == []
+
+
+DSN_FORMS = {
+    "url-password-with-hash": "postgresql://u:{pw}#X@/db?host=/nonexistent-dir",
+    "url-password-with-question-mark": "postgresql://u:{pw}?X@/db?host=/nonexistent-dir",
+    "url-password-with-slash": "postgresql://u:{pw}/X@/db?host=/nonexistent-dir",
+    "url-query-password": "postgresql://u@/db?host=/nonexistent-dir&password={pw}",
+    "keyword-password": "host=/nonexistent-dir dbname=db password={pw}",
+    "keyword-quoted-password": "host=/nonexistent-dir dbname=db password='{pw} x'",
+    "keyword-sslpassword": "host=/nonexistent-dir dbname=db sslpassword={pw}",
+}
+
+
+@pytest.mark.parametrize("form", sorted(DSN_FORMS))
+def test_a_password_in_a_dsn_is_refused_and_never_shown(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    form: str,
+) -> None:
+    secret = f"LEAK{uuid.uuid4().hex}"
+    dsn = DSN_FORMS[form].format(pw=secret)
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "providers.d/corp.yaml": CORP,
+            "mailboxes.d/team.yaml": TEAM.split("  - address: Bob", maxsplit=1)[0],
+            "mailgitops.yaml": f"state:\n  backend: postgres\n  dsn: {json.dumps(dsn)}\n",
+        },
+    )
+    monkeypatch.setenv("MAILGITOPS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ALICE_PW", "a")
+    printed: list[str] = []
+    for fmt in ("text", "json", "github"):
+        assert main(["validate", "-C", str(root), "--format", fmt]) == 1
+        out, err = capsys.readouterr()
+        printed.extend((out, err))
+        assert "plaintext-secret" in out
+    for argv in (("plan",), ("plan", "--format", "json"), ("show",), ("apply", "--auto-approve")):
+        assert main([argv[0], "-C", str(root), *argv[1:]]) == 1
+        printed.extend(capsys.readouterr())
+    # The same DSN given on the command line: the connection fails, and says where to.
+    (root / "mailgitops.yaml").unlink()
+    assert main(["plan", "-C", str(root), "--state", dsn]) == 1 or not dsn.startswith("postgres")
+    out, err = capsys.readouterr()
+    printed.extend((out, err))
+    if dsn.startswith("postgres"):
+        assert "cannot connect to the PostgreSQL state" in err
+    assert _search(tmp_path, printed, {"password": secret}) == []
+
+
+def test_a_dsn_behind_a_reference_is_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "providers.d/corp.yaml": CORP,
+            "mailgitops.yaml": "state:\n  backend: postgres\n  dsn: {env: STATE_DSN}\n",
+        },
+    )
+    monkeypatch.setenv(
+        "STATE_DSN", "postgresql://secretuser@/secretdb?host=/nonexistent-secrethost&port=5999"
+    )
+    printed: list[str] = []
+    for argv in (("plan",), ("show",), ("apply", "--auto-approve")):
+        assert main([argv[0], "-C", str(root), *argv[1:]]) == 1
+        out, err = capsys.readouterr()
+        printed.extend((out, err))
+        assert "env:STATE_DSN" in err
+    needles = {p: p for p in ("secretuser", "secretdb", "secrethost", "5999")}
+    assert _search(tmp_path, printed, needles) == []
+
+
+def test_dsn_redaction_without_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """psycopg is optional (`mailgitops[postgres]`): without it nothing of a DSN is shown,
+    and a DSN that might hold a password counts as one that does."""
+    import sys
+
+    from mailgitops.state import dsn
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` finds missing
+    for form in DSN_FORMS.values():
+        shown = dsn.redact(form.format(pw="SECRET"))
+        assert "SECRET" not in shown and "not shown" in shown
+        assert dsn.has_password(form.format(pw="SECRET"))
+    assert "not shown" in dsn.redact("postgresql://h/db")
+    assert not dsn.has_password("postgresql://h/db")

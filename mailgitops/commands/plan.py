@@ -17,7 +17,7 @@ from mailgitops.commands.common import (
     add_state_argument,
 )
 from mailgitops.errors import MailgitopsError
-from mailgitops.fsutil import atomic_write
+from mailgitops.fsutil import atomic_write, replace_refusal
 from mailgitops.pipeline import Project, load_project, planned_from, state_location
 from mailgitops.rules import access
 
@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
             output.out(json.dumps(_failure(project, exc), indent=2))
         raise
     if args.out:
+        why = replace_refusal(Path(args.out), getattr(backend, "own_files", list)())
+        if why is not None:
+            raise MailgitopsError(f"refusing to write the plan to {args.out}: {why}")
         try:
             atomic_write(Path(args.out), planfile.dumps(plan, desired, location))
         except OSError as exc:

@@ -28,20 +28,25 @@ def run(args: argparse.Namespace) -> int:
         output.out(json.dumps(state.to_json(), indent=2, sort_keys=True))
         return 0
     color = output.use_color(sys.stdout)
+    # Every name below comes from the live state, which anyone with CRM access can write:
+    # shown through output.visible, one line per entry whatever it holds.
+    shown = output.visible
+    where = shown(backend.describe())
     if not state.exists:
-        output.out(f"No live state yet at {backend.describe()} (an empty live system).")
+        output.out(f"No live state yet at {where} (an empty live system).")
         return 0
-    output.out(f"Live state {backend.describe()}: lineage {state.lineage}, serial {state.serial}")
+    output.out(f"Live state {where}: lineage {shown(str(state.lineage))}, serial {state.serial}")
     output.out(f"\nProviders ({len(state.providers)}):")
     for name, entry in state.providers.items():
         mark = "" if entry.get("managed") is True else output.paint(" (unmanaged)", "dim", color)
         imap = entry.get("imap") or {}
-        where = f"{imap.get('host')}:{imap.get('port')}" if imap else entry.get("service_type", "")
-        output.out(f"  {name}{mark}  {where}")
+        server = f"{imap.get('host')}:{imap.get('port')}" if imap else entry.get("service_type")
+        output.out(f"  {shown(name)}{mark}  {shown(str(server or ''))}")
     output.out(f"\nMailboxes ({len(state.mailboxes)}):")
     for address, entry in state.mailboxes.items():
         mark = "" if entry.get("managed") is True else output.paint(" (unmanaged)", "dim", color)
         output.out(
-            f"  {address}{mark}  owner {entry.get('owner')}, provider {entry.get('provider')}"
+            f"  {shown(address)}{mark}  owner {shown(str(entry.get('owner')))}, "
+            f"provider {shown(str(entry.get('provider')))}"
         )
     return 0

@@ -35,7 +35,10 @@ def render_text(diags: list[Diagnostic], color: bool) -> str:
     lines = []
     for d in diags:
         sev = output.paint(d.severity, "red" if d.severity == "error" else "yellow", color)
-        lines.append(f"{d.file}:{d.line}:{d.col}: {sev}: {d.message} [{d.rule}]")
+        lines.append(
+            f"{output.visible(d.file)}:{d.line}:{d.col}: {sev}: "
+            f"{output.visible(d.message)} [{d.rule}]"
+        )
     return "\n".join(lines)
 
 

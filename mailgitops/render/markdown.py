@@ -10,6 +10,7 @@ shown."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,9 +53,24 @@ _CELL_ESCAPES = str.maketrans(
 )
 
 
+# What makes GitHub notify someone or link somewhere: `@user`, `@org/team`, an address's
+# `@` (a mailto link), `#123`, `http://…`, `www.…`. A zero-width space, written as an entity
+# (the visible() step would escape the raw character), breaks each of them.
+_ZWSP = "&#8203;"
+_NOTIFIERS = re.compile(r"@|(?<!&)#|(?<=:)//|(?<=www)\.", re.IGNORECASE)
+
+
+def _quiet(text: str) -> str:
+    """`text` (already escaped: `&#92;` is ours, so a `#` after `&` is not a reference)."""
+    return _NOTIFIERS.sub(
+        lambda m: m.group() + _ZWSP if m.group() in "@#" else _ZWSP + m.group(), text
+    )
+
+
 def md_cell(value: object) -> str:
     """Text safe inside a Markdown table cell, and so anywhere inline; invisible characters
-    (bidi overrides, zero-width) are shown escaped so a reviewer sees what is there."""
+    (bidi overrides, zero-width) are shown escaped so a reviewer sees what is there; nothing
+    in it mentions anyone or links anywhere."""
     return _md_cell(str(value))
 
 
@@ -62,7 +78,7 @@ def md_cell(value: object) -> str:
 @functools.lru_cache(maxsize=65536)
 def _md_cell(text: str) -> str:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "\n".join(escape_invisible(line) for line in lines).translate(_CELL_ESCAPES)
+    return _quiet("\n".join(escape_invisible(line) for line in lines).translate(_CELL_ESCAPES))
 
 
 def pluralize(count: int, noun: str, plural: str | None = None) -> str:

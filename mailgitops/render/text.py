@@ -7,7 +7,6 @@ so both say the same thing about a change."""
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,7 +14,7 @@ from mailgitops.connect.report import summary_line as check_summary_line
 from mailgitops.connect.report import text_lines
 from mailgitops.connect.results import ProviderResult
 from mailgitops.model import SecretRef
-from mailgitops.output import paint
+from mailgitops.output import paint, visible
 from mailgitops.plan import Change, Plan
 
 Op = Literal["+", "-", "~"]
@@ -28,9 +27,6 @@ SENSITIVE = "(sensitive)"
 _ACTION_COLOR = {"create": "green", "update": "yellow", "delete": "red", "adopt": "cyan"}
 _ACTION_MARK = {"create": "+", "update": "~", "delete": "-", "adopt": "<="}
 _OP_COLOR: dict[Op, str] = {"+": "green", "-": "red", "~": "yellow"}
-# Characters a reader cannot see, or that a terminal interprets (ESC, C1 controls, bidi
-# overrides): shown escaped so user text can neither hide a change nor paint the terminal.
-_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -54,21 +50,8 @@ class AttrLine:
         return f"{self.old} {arrow} {self.new}"
 
 
-def escape_invisible(text: str) -> str:
-    if text.isprintable():
-        # No Cc, Cf, Zl or Zp character (isprintable is False for each): nothing to escape.
-        # The usual text, checked in C rather than one character at a time.
-        return text
-    out = []
-    for ch in text:
-        if unicodedata.category(ch) not in _INVISIBLE:
-            out.append(ch)
-        elif ord(ch) > 0xFFFF:  # as a UTF-16 surrogate pair, the way JSON writes it
-            units = ch.encode("utf-16-be")
-            out.append("".join(f"\\u{units[i] << 8 | units[i + 1]:04x}" for i in (0, 2)))
-        else:
-            out.append(f"\\u{ord(ch):04x}")
-    return "".join(out)
+# Shown escaped so user text can neither hide a change nor paint the terminal (output.py).
+escape_invisible = visible
 
 
 def quote(text: str) -> str:

@@ -70,8 +70,19 @@ def _backend(kind: str, location: str, base: Path) -> StateBackend:
 
 
 def _postgres(
-    dsn: str, *, password: str | None = None, workspace: str | None = None
+    dsn: str,
+    *,
+    password: str | None = None,
+    workspace: str | None = None,
+    label: str | None = None,
 ) -> PostgresBackend:
+    for value in (dsn, password):
+        try:
+            (value or "").encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes in an environment variable
+            raise StateError(
+                "the PostgreSQL DSN or password is not valid UTF-8 text (it is not shown)"
+            ) from None
     # Imported here: psycopg is an optional dependency, and loading it costs every command
     # that does not use PostgreSQL.
     try:
@@ -80,7 +91,7 @@ def _postgres(
         raise StateError(
             "the PostgreSQL state backend needs psycopg 3: pip install 'mailgitops[postgres]'"
         ) from None
-    return PostgresBackend.from_location(dsn, password=password, workspace=workspace)
+    return PostgresBackend.from_location(dsn, password=password, workspace=workspace, label=label)
 
 
 def _postgres_from_setting(setting: dict[str, Any], root: Path) -> PostgresBackend:
@@ -114,8 +125,12 @@ def _postgres_from_setting(setting: dict[str, Any], root: Path) -> PostgresBacke
             "secret reference {env: NAME} / {file: PATH} to one"
         )
     workspace = setting.get("workspace")
+    reference = setting.get("dsn")
     return _postgres(
         dsn,
         password=values.get("password"),
         workspace=workspace if isinstance(workspace, str) else None,
+        label=f"mailgitops.yaml state.dsn ({secrets.describe(reference)})"
+        if isinstance(reference, dict)
+        else None,
     )

@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import pwd
+import re
 import socket
 import stat
 import time
@@ -48,7 +50,10 @@ from typing import Any
 
 from mailgitops.cache import Cache
 from mailgitops.errors import LockError, StateError
+from mailgitops.model import SECRET_KEYS
+from mailgitops.output import visible
 from mailgitops.state.base import FORMAT_VERSION, LockHolder, State
+from mailgitops.state.validation import MAX_INT, is_ref
 from mailgitops.state.validation import schema_problems as _schema_problems
 
 _POLL_SECONDS = 0.05
@@ -65,6 +70,22 @@ class _OnDisk:
 
 class _DuplicateKeyError(ValueError):
     pass
+
+
+class _HugeIntError(ValueError):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    """An integer of the JSON text, refused before conversion when it cannot be one of ours:
+    Python's own limit (4,300 digits) would raise a bare ValueError, and a number that long
+    costs quadratic time to convert."""
+    if len(text.lstrip("-")) > 19:
+        raise _HugeIntError(f"the integer {text[:20]}… has {len(text)} digits")
+    value = int(text)
+    if abs(value) > MAX_INT:
+        raise _HugeIntError(f"the integer {text} is larger than 64 bits")
+    return value
 
 
 class FileBackend:
@@ -92,8 +113,22 @@ class FileBackend:
     def lock_path(self) -> Path:
         return self._sibling(".lock")
 
+    @property
+    def shown(self) -> str:
+        """The path for messages: a state path comes from mailgitops.yaml, and a line break or
+        an escape sequence in it must not forge or paint a line."""
+        return _shown(self.path)
+
+    @property
+    def _lock_shown(self) -> str:
+        return _shown(self.lock_path)
+
     def describe(self) -> str:
-        return str(self.path)
+        return self.shown
+
+    def own_files(self) -> list[Path]:
+        """The files this backend keeps: nothing else may write over them."""
+        return [self.path, self._target, self.lock_path, self.backup_path]
 
     def read(self) -> State:
         raw, _status = self._read_raw()
@@ -131,7 +166,7 @@ class FileBackend:
             # Someone that does not take the lock (a hand edit, an export job) changed the
             # file after this run read it: writing now would silently undo their change.
             raise StateError(
-                f"state {self.path} changed while this command was running; nothing was "
+                f"state {self.shown} changed while this command was running; nothing was "
                 "written. Run the command again to plan against the current state."
             )
         owner = self._owner_to_keep(on_disk.status)
@@ -152,7 +187,7 @@ class FileBackend:
                 with suppress(OSError):
                     path.unlink()
             if isinstance(exc, OSError):
-                raise StateError(f"cannot write state {self.path}: {_os_reason(exc)}") from exc
+                raise StateError(f"cannot write state {self.shown}: {_os_reason(exc)}") from exc
             raise
         self._sync_directory()
 
@@ -160,13 +195,27 @@ class FileBackend:
     def lock(self, timeout: float) -> Iterator[None]:
         if self._lock_fd is not None:
             raise RuntimeError(f"{self!r} is already locked by this process")
+        if self._target != Path(os.path.abspath(self.path)) and not os.path.lexists(self.lock_path):
+            # The first lock beside the target of a link: make sure the target is a state
+            # (or nothing) before creating a file next to it. A state path that is a link to
+            # /etc/passwd is refused here, and leaves no /etc/passwd.lock behind.
+            raw, _status = self._read_raw()
+            if raw is not None:
+                self._parse([raw])
         try:
             self._make_parent()
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # O_NOFOLLOW: a lock name that someone made a link cannot redirect the write of
+            # the holder record; fstat: nor can a FIFO or device take its place.
+            fd = os.open(
+                self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+            )
         except OSError as exc:
             raise StateError(
-                f"cannot open the lock file {self.lock_path}: {_os_reason(exc)}"
+                f"cannot open the lock file {self._lock_shown}: {_os_reason(exc)}"
             ) from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StateError(f"the lock file {self._lock_shown} is not a regular file")
         try:
             self._acquire(fd, timeout)
             self._lock_fd = fd
@@ -194,12 +243,12 @@ class FileBackend:
                     break
                 time.sleep(min(_POLL_SECONDS, remaining))
             except OSError as exc:
-                raise StateError(f"cannot lock {self.lock_path}: {_os_reason(exc)}") from exc
+                raise StateError(f"cannot lock {self._lock_shown}: {_os_reason(exc)}") from exc
         holder = _read_holder(fd)
         waited = f" after waiting {timeout:g}s" if timeout > 0 else ""
         raise LockError(
-            f"state {self.path} is locked by {holder.describe()} (lock file "
-            f"{self.lock_path}){waited}. Another apply is running: wait for it, or retry with "
+            f"state {self.shown} is locked by {holder.describe()} (lock file "
+            f"{self._lock_shown}){waited}. Another apply is running: wait for it, or retry with "
             "--lock-timeout SECONDS."
         )
 
@@ -209,7 +258,7 @@ class FileBackend:
             os.pwrite(fd, _holder_record(), 0)
         except OSError as exc:
             reason = _os_reason(exc)
-            raise StateError(f"cannot write the lock file {self.lock_path}: {reason}") from exc
+            raise StateError(f"cannot write the lock file {self._lock_shown}: {reason}") from exc
 
     def _read_raw(self) -> tuple[bytes | None, os.stat_result | None]:
         """The file's bytes and status; (None, None) when it does not exist."""
@@ -219,17 +268,17 @@ class FileBackend:
         except FileNotFoundError:
             return None, None
         except OSError as exc:
-            raise StateError(f"cannot read state {self.path}: {_os_reason(exc)}") from exc
+            raise StateError(f"cannot read state {self.shown}: {_os_reason(exc)}") from exc
         try:
             status = os.fstat(fd)
             if stat.S_ISDIR(status.st_mode):
-                raise StateError(f"state {self.path} is a directory, not a file")
+                raise StateError(f"state {self.shown} is a directory, not a file")
             if not stat.S_ISREG(status.st_mode):
-                raise StateError(f"state {self.path} is not a regular file")
+                raise StateError(f"state {self.shown} is not a regular file")
             with os.fdopen(fd, "rb", closefd=False) as stream:
                 raw = stream.read()
         except OSError as exc:
-            raise StateError(f"cannot read state {self.path}: {_os_reason(exc)}") from exc
+            raise StateError(f"cannot read state {self.shown}: {_os_reason(exc)}") from exc
         finally:
             os.close(fd)
         return raw, status
@@ -250,12 +299,18 @@ class FileBackend:
         if not text.strip():
             raise self._refused("it is empty")
         try:
-            data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+            odd: list[str] = []
+            data = json.loads(
+                text,
+                object_pairs_hook=functools.partial(_checked_object, odd),
+                parse_int=_bounded_int,
+                parse_constant=functools.partial(_odd_constant, odd),
+            )
         except json.JSONDecodeError as exc:
             raise self._refused(
                 f"it is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
-        except _DuplicateKeyError as exc:
+        except (_DuplicateKeyError, _HugeIntError) as exc:
             raise self._refused(f"it is not valid JSON: {exc}") from None
         except RecursionError:
             raise self._refused("it is nested too deeply to be a state") from None
@@ -269,7 +324,9 @@ class FileBackend:
         if verdicts is not None and key is not None and verdicts.get(key) is True:
             problems: list[str] = []
         else:
-            problems = _schema_problems(data)
+            # The exact walk over every value only when parsing saw something odd: a lone
+            # surrogate escape, NaN or infinity, a secret key holding a value.
+            problems = _schema_problems(data, check_values=bool(odd or _SURROGATE.search(text)))
             if not problems and verdicts is not None and key is not None:
                 verdicts.put(key, True)
         if problems:
@@ -286,12 +343,12 @@ class FileBackend:
 
     def _refused(self, reason: str) -> StateError:
         restore = (
-            f", or restore the previous version from {self.backup_path}"
+            f", or restore the previous version from {_shown(self.backup_path)}"
             if self.backup_path.is_file()
             else ""
         )
         return StateError(
-            f"cannot use state {self.path}: {reason}\n"
+            f"cannot use state {self.shown}: {reason}\n"
             f"mailgitops never overwrites a state it cannot read: fix it by hand{restore}."
         )
 
@@ -302,7 +359,7 @@ class FileBackend:
             # The last guard before disk: a state read() would refuse must never be written,
             # and a plaintext secret must never reach the file.
             raise StateError(
-                f"refusing to write an invalid state to {self.path} (a bug in mailgitops):\n  "
+                f"refusing to write an invalid state to {self.shown} (a bug in mailgitops):\n  "
                 + "\n  ".join(problems)
             )
         return _layout(document).encode("utf-8")
@@ -315,7 +372,7 @@ class FileBackend:
         if me == 0:
             return status.st_uid, status.st_gid
         raise StateError(
-            f"state {self.path} is owned by {_user_name(status.st_uid)}, not by you "
+            f"state {self.shown} is owned by {_user_name(status.st_uid)}, not by you "
             f"({_user_name(me)}): refusing to replace it, which would make it yours. Run "
             "mailgitops as its owner, or change the file's owner."
         )
@@ -350,7 +407,7 @@ class FileBackend:
             if exc.errno in (errno.EINVAL, errno.ENOTSUP):
                 return
             raise StateError(
-                f"state {self.path} was replaced, but its directory could not be flushed to "
+                f"state {self.shown} was replaced, but its directory could not be flushed to "
                 f"disk: {_os_reason(exc)}"
             ) from exc
 
@@ -359,6 +416,28 @@ class FileBackend:
 
     def _sibling(self, suffix: str) -> Path:
         return self._target.with_name(self._target.name + suffix)
+
+
+_SURROGATE = re.compile(r"\\u[dD][89abAB]")
+
+
+def _odd_constant(odd: list[str], name: str) -> float:
+    odd.append(name)
+    return float(name)
+
+
+def _checked_object(odd: list[str], pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = _reject_duplicate_keys(pairs)
+    if not SECRET_KEYS.isdisjoint(result):  # in C: most objects hold no secret key
+        for key in SECRET_KEYS.intersection(result):
+            value = result[key]
+            if value is not None and not is_ref(value):
+                odd.append(key)
+    return result
+
+
+def _shown(path: Path) -> str:
+    return visible(str(path))
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -44,18 +44,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeAlias
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import conninfo, sql
 
 from mailgitops.errors import LockError, StateError
 from mailgitops.state.base import FORMAT_VERSION, Entries, LockHolder, State
+from mailgitops.state.dsn import SECRET_PARAMS, redact, showable, split_workspace
 from mailgitops.state.validation import schema_problems
 
 DEFAULT_WORKSPACE = "default"
 SCHEMA_VERSION = 1
-URL_SCHEMES = ("postgres://", "postgresql://")
 WORKSPACE_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,63}")
 
 _POLL_SECONDS = 0.1
@@ -139,54 +138,6 @@ def application_name() -> str:
     return f"mailgitops pid={os.getpid()} host={socket.gethostname()}"
 
 
-def is_url(location: str) -> bool:
-    return location.startswith(URL_SCHEMES)
-
-
-def _query_items(query: str) -> list[tuple[str, str]]:
-    """(decoded key, raw item) pairs: items are kept as written, so that removing one leaves
-    the others' encoding alone."""
-    return [(unquote_plus(item.split("=", 1)[0]), item) for item in query.split("&") if item]
-
-
-def split_workspace(dsn: str) -> tuple[str, str | None]:
-    """`postgresql://…?workspace=NAME` -> the DSN without that parameter (libpq refuses unknown
-    ones) and NAME. Only URLs carry a workspace; a key=value DSN is returned unchanged."""
-    if not is_url(dsn):
-        return dsn, None
-    parts = urlsplit(dsn)
-    items = _query_items(parts.query)
-    names = [unquote_plus(item.partition("=")[2]) for key, item in items if key == "workspace"]
-    if not names:
-        return dsn, None
-    if len(names) > 1:
-        raise StateError("the PostgreSQL URL names `workspace` more than once")
-    rest = "&".join(item for key, item in items if key != "workspace")
-    return urlunsplit(parts._replace(query=rest)), names[0]
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its password, for messages. Anything that cannot be parsed is not shown
-    at all: a malformed string may still hold the password."""
-    if is_url(dsn):
-        try:
-            parts = urlsplit(dsn)
-            netloc = parts.netloc
-            if "@" in netloc:
-                userinfo, hosts = netloc.rsplit("@", 1)
-                netloc = f"{userinfo.split(':', 1)[0]}@{hosts}"
-            kept = "&".join(i for k, i in _query_items(parts.query) if k != "password")
-            return urlunsplit(parts._replace(netloc=netloc, query=kept))
-        except ValueError:
-            return "(a PostgreSQL URL that cannot be parsed; not shown)"
-    try:
-        params = conninfo.conninfo_to_dict(dsn)
-    except psycopg.Error:
-        return "(a PostgreSQL connection string that cannot be parsed; not shown)"
-    params.pop("password", None)
-    return conninfo.make_conninfo("", **params) or "(the libpq defaults)"
-
-
 @dataclass(frozen=True)
 class _Delta:
     """What write() changes for one kind of entry."""
@@ -208,10 +159,19 @@ class PostgresBackend:
     """The live state of one workspace in a PostgreSQL database."""
 
     def __init__(
-        self, dsn: str, workspace: str = DEFAULT_WORKSPACE, *, password: str | None = None
+        self,
+        dsn: str,
+        workspace: str = DEFAULT_WORKSPACE,
+        *,
+        password: str | None = None,
+        label: str | None = None,
     ) -> None:
         self._password = password
         self._dsn = dsn
+        # A DSN read from a secret reference is private as a whole (user, host, port,
+        # database): messages name the reference instead, and driver errors are scrubbed of
+        # every parameter's value.
+        self._label = label
         # Parsed once here, so that a malformed DSN fails before any connection attempt, and
         # with a message that does not echo it.
         try:
@@ -236,7 +196,12 @@ class PostgresBackend:
 
     @classmethod
     def from_location(
-        cls, dsn: str, *, password: str | None = None, workspace: str | None = None
+        cls,
+        dsn: str,
+        *,
+        password: str | None = None,
+        workspace: str | None = None,
+        label: str | None = None,
     ) -> PostgresBackend:
         """A DSN as users write it: a URL may carry `?workspace=NAME`; `workspace`, when given
         too (mailgitops.yaml), must agree with it."""
@@ -246,13 +211,20 @@ class PostgresBackend:
                 f"the PostgreSQL state names two workspaces: {in_url!r} in the DSN and "
                 f"{workspace!r} in `workspace:`; keep one"
             )
-        return cls(stripped, workspace or in_url or DEFAULT_WORKSPACE, password=password)
+        return cls(
+            stripped, workspace or in_url or DEFAULT_WORKSPACE, password=password, label=label
+        )
 
     def __repr__(self) -> str:
-        return f"PostgresBackend({redact(self._dsn)!r}, workspace={self.workspace!r})"
+        return f"PostgresBackend({self._shown()!r}, workspace={self.workspace!r})"
+
+    def _shown(self) -> str:
+        if self._label is not None:
+            return f"the PostgreSQL DSN in {self._label}"
+        return redact(self._dsn)
 
     def describe(self) -> str:
-        return f"{redact(self._dsn)} (workspace {self.workspace})"
+        return f"{self._shown()} (workspace {self.workspace})"
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -567,7 +539,10 @@ class PostgresBackend:
 
     def _scrub(self, exc: BaseException) -> str:
         message = " ".join(str(exc).split()) or type(exc).__name__
-        for secret in (self._password, self._params.get("password")):
-            if secret:
-                message = message.replace(str(secret), "***")
+        secrets = [self._password, *(self._params.get(k) for k in SECRET_PARAMS)]
+        if self._label is not None or not showable(self._dsn):
+            secrets += [v for k, v in self._params.items() if k not in ("connect_timeout",)]
+        # Longest first: a value that contains another is replaced whole.
+        for secret in sorted((str(s) for s in secrets if s), key=len, reverse=True):
+            message = message.replace(secret, "***")
         return message
