@@ -515,12 +515,15 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 
 def build_contenders(
-    selected: list[str], cfg: Path, oct_dir: Path | None, notes: list[str]
+    selected: list[str], cfg: Path, oct_dir: Path | None, notes: list[str], mailboxes: int
 ) -> dict[str, Contender]:
     base_env = {
         k: v for k, v in os.environ.items() if k not in ("MAILGITOPS_STATE", "MAILGITOPS_CACHE_DIR")
     }
     base_env["NO_COLOR"] = "1"
+    # The parse budget (3,000,000 nodes a run, docs/reliability.md) is sized for real configs;
+    # a generated config has about 15 nodes per mailbox. Raised, as CI would, for N > 100,000.
+    base_env.setdefault("MAILGITOPS_MAX_NODES", str(max(3_000_000, 20 * mailboxes)))
     state = cfg / "live.json"
     py = sys.executable
     caches = CacheDirs(WORK / "cache")
@@ -728,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    contenders = build_contenders(selected, cfg, oct_dir, notes)
+    contenders = build_contenders(selected, cfg, oct_dir, notes, n)
     active = [c for c in contenders.values() if c.error is None]
 
     def record_failure(c: Contender, m: Measurement) -> bool:
