@@ -16,9 +16,11 @@ from mailgitops.load import (
     PROVIDERS_DIR,
     SETTINGS_FILE,
     TEMPLATE_SUFFIX,
+    Document,
     check_root,
     config_files,
     read,
+    read_raw,
 )
 from mailgitops.pipeline import report_findings
 
@@ -76,10 +78,11 @@ def run(args: argparse.Namespace) -> int:
     inputs = templating.template_inputs(root, settings)
     problems = list(inputs.problems)
     for name in names:
-        try:
-            raw = (root / name).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{name}: cannot read: {exc.strerror}") from None
+        # As validate reads it: a link out of the root or a FIFO is refused, never printed.
+        raw = read_raw(root, name, templating.MAX_TEMPLATE_BYTES)
+        if isinstance(raw, Document):
+            problems += raw.problems
+            continue
         rendered = templating.render_file(root, name, raw, inputs)
         problems += rendered.problems
         if rendered.text is None:

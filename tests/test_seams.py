@@ -1,0 +1,114 @@
+"""Where the features of issues 12-16 meet: templates x render x the root guard, the state's
+location x the config folders x saved plans, apply --format json x confirmation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import python_env
+from helpers import Cli, standard
+
+from mailgitops.cli import main
+
+MAILGITOPS = [sys.executable, "-m", "mailgitops"]
+
+
+def test_render_refuses_a_template_that_links_out_of_the_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate refuses a config file that resolves outside the root; render must not print
+    it either (a pull request's link to a file of the CI machine)."""
+    root = standard(tmp_path / "repo")
+    secret = tmp_path / "host-file"
+    secret.write_text("ci-machine-secret-line\n")
+    (root / "mailboxes.d" / "leak.yaml.j2").symlink_to(secret)
+    for argv in (["render"], ["render", "mailboxes.d/leak.yaml.j2"]):
+        code = main([argv[0], "-C", str(root), *argv[1:]])
+        out, err = capsys.readouterr()
+        assert code == 1
+        assert "ci-machine-secret-line" not in out + err
+        assert "mailboxes.d/leak.yaml.j2:1:1: error: the file resolves outside the config root" in (
+            out + err
+        )
+
+
+def _settings_state(root: Path, path: str) -> None:
+    (root / "mailgitops.yaml").write_text(f"state:\n  backend: file\n  path: {path}\n")
+
+
+@pytest.mark.parametrize(
+    "path", ["mailboxes.d/live.yaml", "providers.d/state.yaml", "data/state.json"]
+)
+def test_a_state_file_in_a_config_folder_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """A state at mailboxes.d/live.yaml was written by the first apply and then read as a
+    mailboxes file: every later validate/plan failed on `format_version`, `serial`, ..."""
+    monkeypatch.setenv("ALICE_PW", "a")
+    monkeypatch.setenv("BOB_PW", "b")
+    root = standard(tmp_path)
+    (root / "data").mkdir()
+    _settings_state(root, path)
+    cli = Cli(root, capsys)
+    for argv in (["apply", "--auto-approve"], ["plan"], ["state", "list"]):
+        code = main([*argv, "-C", str(root)])
+        out, err = capsys.readouterr()
+        assert code == 1, out
+        assert f"/{path} is inside {path.split('/', maxsplit=1)[0]}/ of the config root" in err
+    assert not (root / path).exists() and not (root / f"{path}.lock").exists()
+    code, out, _ = cli("validate", state=False)
+    assert code == 0, out
+
+
+def test_a_saved_plan_cannot_point_apply_at_a_state_in_a_config_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply PLANFILE takes the state's place from the plan file when nothing else names one;
+    a pull request's plan artifact must not make it write the state where the config is."""
+    monkeypatch.setenv("ALICE_PW", "a")
+    monkeypatch.setenv("BOB_PW", "b")
+    monkeypatch.chdir(tmp_path)
+    root = standard(tmp_path / "repo")
+    assert main(["plan", "-C", str(root), "--out", "p.json"]) == 0
+    data = json.loads(Path("p.json").read_text())
+    data["state"]["location"]["where"] = "providers.d/zz.yaml"
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    data["checksum"] = hashlib.sha256(canonical).hexdigest()
+    Path("p.json").write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["apply", "-C", str(root), "p.json"]) == 1
+    _, err = capsys.readouterr()
+    assert "repo/providers.d/zz.yaml is inside providers.d/" in err
+    assert sorted(p.name for p in (root / "providers.d").iterdir()) == ["corp.yaml"]
+
+
+def test_apply_format_json_on_a_terminal_shows_what_it_asks_to_confirm(tmp_path: Path) -> None:
+    """With --format json, stdout is the result document; the confirmation on a terminal
+    must still show the plan (on stderr), never ask for a blind "yes"."""
+    standard(tmp_path)
+    state = tmp_path / "live.json"
+    master, slave = os.openpty()
+    env = {**python_env(), "ALICE_PW": "a", "BOB_PW": "b"}
+    proc = subprocess.Popen(
+        [*MAILGITOPS, "apply", "-C", str(tmp_path), "--state", str(state), "--format", "json"],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    os.close(slave)
+    os.write(master, b"yes\n")
+    out, err = proc.communicate(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0, err
+    assert b'+ mailbox "alice@example.com"' in err
+    assert b"Plan: 3 to add" in err
+    assert err.index(b"Plan: 3 to add") < err.index(b"Only 'yes' will be accepted")
+    assert json.loads(out)["result"] == "applied"
