@@ -112,3 +112,31 @@ def test_apply_format_json_on_a_terminal_shows_what_it_asks_to_confirm(tmp_path:
     assert b"Plan: 3 to add" in err
     assert err.index(b"Plan: 3 to add") < err.index(b"Only 'yes' will be accepted")
     assert json.loads(out)["result"] == "applied"
+
+
+@pytest.mark.parametrize("name", ["mailgitops.yml", ".mailgitops.yaml", "Mailgitops.yaml"])
+def test_init_does_not_make_a_root_that_validate_refuses_for_its_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """init beside a settings file under another name used to report success and write
+    mailgitops.yaml next to it; the fresh root then failed validate (settings-name)."""
+    (tmp_path / name).write_text("vars: {company: x}\n")
+    assert main(["init", "-C", str(tmp_path)]) == 1
+    _out, err = capsys.readouterr()
+    assert f"{name}:1:1: error: a settings file must be named mailgitops.yaml" in err
+    assert "nothing was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    (tmp_path / name).unlink()
+    assert main(["init", "-C", str(tmp_path)]) == 0
+    assert main(["validate", "-C", str(tmp_path)]) == 0
+
+
+def test_init_does_not_keep_a_settings_name_that_is_not_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mailgitops.yaml").mkdir()
+    assert main(["init", "-C", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert "mailgitops.yaml:1:1: error: not a regular file [not-a-file]" in err
+    assert "kept" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mailgitops.yaml"]
