@@ -6,13 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import python_env
-from helpers import Cli, standard
+from helpers import Cli, standard, tree
+from mailservers import Hostile
 
 from mailgitops.cli import main
 
@@ -140,3 +142,56 @@ def test_init_does_not_keep_a_settings_name_that_is_not_a_file(
     assert "mailgitops.yaml:1:1: error: not a regular file [not-a-file]" in err
     assert "kept" not in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mailgitops.yaml"]
+
+
+def _imap_plain(conn: socket.socket) -> None:
+    """A cleartext IMAP server that offers AUTH=PLAIN and accepts any login."""
+    reader = conn.makefile("rb")
+    conn.sendall(b"* OK IMAP4rev1 ready\r\n")
+    for raw in reader:
+        tag, _, command = raw.rstrip(b"\r\n").partition(b" ")
+        if command.upper() == b"CAPABILITY":
+            conn.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK\r\n")
+        elif command.upper().startswith(b"AUTHENTICATE"):
+            conn.sendall(b"+ \r\n")
+            reader.readline()
+            conn.sendall(tag + b" OK logged in\r\n")
+        else:
+            conn.sendall(b"* BYE\r\n" + tag + b" OK\r\n")
+            return
+
+
+def test_check_login_skips_a_password_kept_live(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`import` writes `password: {keep: live}`; `check --login` reported it as a failure,
+    "cannot read the password: file:None: not a secret reference". The CRM holds that
+    password: the login cannot be checked, and says so."""
+    monkeypatch.setenv("CAROL_PW", "carol-password")
+    server = Hostile(_imap_plain)
+    try:
+        port = server.port
+        root = tree(
+            tmp_path,
+            {
+                "providers.d/p.yaml": f"name: p\ndomains: [example.com]\n"
+                f"imap: {{host: 127.0.0.1, port: {port}, security: none}}\n"
+                f"smtp: {{host: 127.0.0.1, port: {port}, security: none}}\n",
+                "mailboxes.d/m.yaml": "mailboxes:\n"
+                "  - {address: kept@example.com, owner: k, password: {keep: live}}\n"
+                "  - {address: carol@example.com, owner: c, password: {env: CAROL_PW}}\n",
+            },
+        )
+        main(["check", "-C", str(root), "--login", "--format", "json", "--timeout", "5"])
+    finally:
+        server.close()
+    out, _err = capsys.readouterr()
+    logins = {
+        c["mailbox"]: c
+        for c in json.loads(out)["providers"][0]["checks"]
+        if c["server"] == "imap" and c["step"] == "login"
+    }
+    assert logins["carol@example.com"]["status"] == "ok", logins
+    kept = logins["kept@example.com"]
+    assert kept["status"] == "skipped", kept
+    assert "{keep: live}" in kept["message"] and "file:None" not in kept["message"]
