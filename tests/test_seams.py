@@ -195,3 +195,44 @@ def test_check_login_skips_a_password_kept_live(
     kept = logins["kept@example.com"]
     assert kept["status"] == "skipped", kept
     assert "{keep: live}" in kept["message"] and "file:None" not in kept["message"]
+
+
+def test_render_does_not_print_a_literal_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate reports a template's literal secret "(the value is not shown)" and points at
+    `mailgitops render FILE`, which printed the value. It shows `(sensitive)` instead, with
+    the line numbers validate cites unchanged."""
+    root = standard(
+        tmp_path,
+        **{
+            "mailgitops.yaml": "vars: {pw: Hunter2-in-vars, pw2: Second-Secret}\n",
+            "mailboxes.d/x.yaml.j2": "mailboxes:\n"
+            "  - address: x@example.com\n"
+            "    owner: &o x\n"
+            "    password: |\n"
+            "      {{ vars.pw }}\n"
+            "      more\n"
+            "  - {address: y@example.com, owner: y, password: '{{ vars.pw2 }}'}\n"
+            "  - {address: z@example.com, owner: z, password: {env: Z_PW}}\n",
+            # Not YAML: the secret key's line is masked all the same.
+            "mailboxes.d/y.yaml.j2": "mailboxes:\n"
+            "  - address: w@example.com\n"
+            "    password: {{ vars.pw }}: broken\n",
+        },
+    )
+    assert main(["validate", "-C", str(root)]) == 1
+    out, _ = capsys.readouterr()
+    assert "mailboxes.d/x.yaml.j2:4:15: error: `password` is a literal secret" in out
+    assert "mailboxes.d/y.yaml.j2:3:" in out
+    for argv in (["render"], ["render", "--no-line-numbers"]):
+        assert main([argv[0], "-C", str(root), *argv[1:]]) == 0
+        out, _ = capsys.readouterr()
+        assert "Hunter2" not in out and "Second-Secret" not in out
+        assert "{env: Z_PW}" in out
+    main(["render", "-C", str(root)])
+    lines = capsys.readouterr()[0].splitlines()
+    assert lines[4] == "   4      password: (sensitive)"
+    assert lines[7] == "   7    - {address: y@example.com, owner: y, password: (sensitive)}"
+    assert lines[8] == "   8    - {address: z@example.com, owner: z, password: {env: Z_PW}}"
+    assert lines[12] == "   3      password: (sensitive)"
