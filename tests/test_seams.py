@@ -219,6 +219,10 @@ def test_render_does_not_print_a_literal_secret(
             "mailboxes.d/y.yaml.j2": "mailboxes:\n"
             "  - address: w@example.com\n"
             "    password: {{ vars.pw }}: broken\n",
+            # Too dense to be composed (the parse budget): masked line by line too.
+            "mailboxes.d/z.yaml.j2": "mailboxes:\n"
+            "  - password: {{ vars.pw2 }}\n"
+            '    sync: {folders: [{{ "1," * 5000 }}1]}\n',
         },
     )
     assert main(["validate", "-C", str(root)]) == 1
@@ -236,3 +240,4 @@ def test_render_does_not_print_a_literal_secret(
     assert lines[7] == "   7    - {address: y@example.com, owner: y, password: (sensitive)}"
     assert lines[8] == "   8    - {address: z@example.com, owner: z, password: {env: Z_PW}}"
     assert lines[12] == "   3      password: (sensitive)"
+    assert lines[15] == "   2    - password: (sensitive)"

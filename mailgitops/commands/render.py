@@ -21,6 +21,7 @@ from mailgitops.load import (
     SETTINGS_FILE,
     TEMPLATE_SUFFIX,
     Document,
+    ParseBudget,
     check_root,
     config_files,
     read,
@@ -109,11 +110,14 @@ def _literal_secrets(root: Node) -> list[ScalarNode]:
     return found
 
 
-def _without_secrets(text: str) -> str:
+def _without_secrets(text: str, budget: ParseBudget) -> str:
     """The rendered text with every literal secret replaced by `(sensitive)`, line numbers
     kept: validate reports a literal secret without its value, and render must not print it
-    either (SPEC §2.3; a CI log is an output)."""
+    either (SPEC §2.3; a CI log is an output). Text that is not YAML, or that the run's parse
+    budget refuses (a dense 16 MB render), is masked line by line instead."""
     try:
+        if budget.refusal(text) is not None:
+            raise yaml.YAMLError
         root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (yaml.YAMLError, RecursionError):
         return "\n".join(_SECRET_LINE.sub(r"\1(sensitive)", line) for line in text.split("\n"))
@@ -141,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     settings = read(root, SETTINGS_FILE) if (root / SETTINGS_FILE).is_file() else None
     inputs = templating.template_inputs(root, settings)
     problems = list(inputs.problems)
+    budget = ParseBudget()
     for name in names:
         # As validate reads it: a link out of the root or a FIFO is refused, never printed.
         raw = read_raw(root, name, templating.MAX_TEMPLATE_BYTES)
@@ -152,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         if rendered.text is None:
             continue
         output.out(f"# rendered from {name}")
-        lines = _without_secrets(rendered.text).splitlines()
+        lines = _without_secrets(rendered.text, budget).splitlines()
         if args.no_line_numbers:
             output.out("\n".join(lines))
         else:
