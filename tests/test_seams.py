@@ -241,3 +241,27 @@ def test_render_does_not_print_a_literal_secret(
     assert lines[8] == "   8    - {address: z@example.com, owner: z, password: {env: Z_PW}}"
     assert lines[12] == "   3      password: (sensitive)"
     assert lines[15] == "   2    - password: (sensitive)"
+
+
+def test_an_empty_plan_key_does_not_switch_signature_checks_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In CI a missing secret expands to "" (`MAILGITOPS_PLAN_KEY: ${{ secrets.X }}`): apply
+    then took an unsigned plan from a pull request's artifact as if no key were wanted."""
+    monkeypatch.setenv("ALICE_PW", "a")
+    monkeypatch.setenv("BOB_PW", "b")
+    root = standard(tmp_path / "repo")
+    state = tmp_path / "live.json"
+    plan_file = tmp_path / "unsigned.plan.json"
+    assert main(["plan", "-C", str(root), "--state", str(state), "--out", str(plan_file)]) == 0
+    monkeypatch.setenv("MAILGITOPS_PLAN_KEY", "")
+    capsys.readouterr()
+    assert main(["apply", "-C", str(root), "--state", str(state), str(plan_file)]) == 1
+    _, err = capsys.readouterr()
+    assert "MAILGITOPS_PLAN_KEY is set but empty" in err
+    assert not state.exists()
+    other = tmp_path / "other.plan.json"
+    assert main(["plan", "-C", str(root), "--state", str(state), "--out", str(other)]) == 1
+    _, err = capsys.readouterr()
+    assert "MAILGITOPS_PLAN_KEY is set but empty" in err
+    assert not other.exists()
