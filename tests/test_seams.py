@@ -265,3 +265,32 @@ def test_an_empty_plan_key_does_not_switch_signature_checks_off(
     _, err = capsys.readouterr()
     assert "MAILGITOPS_PLAN_KEY is set but empty" in err
     assert not other.exists()
+
+
+def test_a_file_name_cannot_forge_a_line_of_the_plan_or_of_render(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pull request names its files: a line break and a colour code in a template's name
+    (or a provider file's) reached the text plan's `# FILE:LINE` comment and render's
+    `# rendered from FILE` raw, forging lines a reviewer reads, and painting the terminal."""
+    evil = "a\nFORGED: line \x1b[31mred"
+    root = tree(
+        tmp_path,
+        {
+            f"providers.d/{evil}.yaml": "name: corp\ndomains: [example.com]\n"
+            "imap: {host: imap.example.com}\nsmtp: {host: smtp.example.com}\n",
+            f"mailboxes.d/{evil}.yaml.j2": "mailboxes:\n"
+            "  - {address: a@example.com, owner: a, password: {env: A_PW}}\n",
+        },
+    )
+    assert main(["plan", "-C", str(root), "--state", str(tmp_path / "live.json")]) == 0
+    plan, _ = capsys.readouterr()
+    # Text the template makes is the pull request's too (YAML refuses it, render shows it).
+    (root / "mailboxes.d" / "c.yaml.j2").write_text('x: "{{ "\\x1b[32mB" }}"\n')
+    main(["render", "-C", str(root)])
+    rendered, _ = capsys.readouterr()
+    for out in (plan, rendered):
+        assert "\x1b" not in out
+        assert not any(line.startswith("FORGED") for line in out.splitlines()), out
+    assert '  + provider "corp"  # providers.d/a\\u000aFORGED: line \\u001b[31mred.yaml:1' in plan
+    assert "# rendered from mailboxes.d/a\\u000aFORGED: line \\u001b[31mred.yaml.j2" in rendered

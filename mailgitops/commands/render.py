@@ -156,8 +156,10 @@ def run(args: argparse.Namespace) -> int:
         problems += rendered.problems
         if rendered.text is None:
             continue
-        output.out(f"# rendered from {name}")
-        lines = _without_secrets(rendered.text, budget).splitlines()
+        # The file name and the text are the pull request's: escaped, neither can forge a
+        # line (`# rendered from …`, a finding) nor paint the terminal.
+        output.out(f"# rendered from {output.visible(name)}")
+        lines = [output.visible(x) for x in _without_secrets(rendered.text, budget).splitlines()]
         if args.no_line_numbers:
             output.out("\n".join(lines))
         else:
