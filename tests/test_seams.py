@@ -294,3 +294,25 @@ def test_a_file_name_cannot_forge_a_line_of_the_plan_or_of_render(
         assert not any(line.startswith("FORGED") for line in out.splitlines()), out
     assert '  + provider "corp"  # providers.d/a\\u000aFORGED: line \\u001b[31mred.yaml:1' in plan
     assert "# rendered from mailboxes.d/a\\u000aFORGED: line \\u001b[31mred.yaml.j2" in rendered
+
+
+def test_resolve_shows_the_config_s_text_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """resolve printed the provider's file name and display name raw: a line break forged a
+    line of its answer, a colour code painted it."""
+    root = tree(
+        tmp_path,
+        {
+            "providers.d/a\nFORGED: \x1b[31mred.yaml": "name: corp\n"
+            'display_name: "Corp\\nFORGED: \\e[32mgreen"\n'
+            "domains: [example.com]\nimap: {host: imap.example.com}\n"
+            "smtp: {host: smtp.example.com}\n",
+        },
+    )
+    assert main(["resolve", "-C", str(root), "alice@example.com"]) == 0
+    out, _ = capsys.readouterr()
+    assert "\x1b" not in out
+    assert not any(line.startswith("FORGED") for line in out.splitlines()), out
+    assert "provider corp (Corp\\u000aFORGED: \\u001b[32mgreen)" in out
+    assert "defined in   providers.d/a\\u000aFORGED: \\u001b[31mred.yaml:1" in out
