@@ -145,7 +145,11 @@ def report_findings(diags: list[Diagnostic]) -> None:
     color = output.use_color(sys.stderr)
     for d in diags:
         sev = output.paint(d.severity, "red" if d.severity == "error" else "yellow", color)
-        output.err(f"{d.file}:{d.line}:{d.col}: {sev}: {d.message} [{d.rule}]")
+        # As Diagnostic.__str__ and validate print it: one line, whatever the file name holds.
+        output.err(
+            f"{output.visible(d.file)}:{d.line}:{d.col}: {sev}: "
+            f"{output.visible(d.message)} [{d.rule}]"
+        )
 
 
 def require_config(project: Project, state: State | None = None, done: str = "planned") -> Config:

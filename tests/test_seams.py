@@ -316,3 +316,25 @@ def test_resolve_shows_the_config_s_text_on_one_line(
     assert not any(line.startswith("FORGED") for line in out.splitlines()), out
     assert "provider corp (Corp\\u000aFORGED: \\u001b[32mgreen)" in out
     assert "defined in   providers.d/a\\u000aFORGED: \\u001b[31mred.yaml:1" in out
+
+
+def test_config_errors_of_plan_and_render_keep_a_file_name_on_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate escaped the file names of its findings; plan, apply, check, resolve and render
+    print theirs through pipeline.report_findings, which printed the name raw."""
+    root = tree(
+        tmp_path,
+        {
+            "providers.d/corp.yaml": "name: corp\ndomains: [example.com]\n"
+            "imap: {host: imap.example.com}\nsmtp: {host: smtp.example.com}\n",
+            "mailboxes.d/c\nFORGED.yaml:1:1: error: fine [x]\n.yaml": "mailboxes:\n"
+            "  - {address: 1}\n",
+            "mailboxes.d/t\nFORGED.yaml.j2": "{{ nothing }}\n",
+        },
+    )
+    for argv in (["plan", "--state", str(tmp_path / "live.json")], ["render"]):
+        assert main([argv[0], "-C", str(root), *argv[1:]]) == 1
+        _, err = capsys.readouterr()
+        assert not any(line.startswith("FORGED") for line in err.splitlines()), err
+    assert "mailboxes.d/t\\u000aFORGED.yaml.j2:1:4: error:" in err
