@@ -13,8 +13,16 @@ from typing import Any
 from mailgitops import normalize, output, rules, secrets, templating
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.errors import ConfigError, PlanStateMismatch, UsageError
-from mailgitops.load import SETTINGS_FILE, TEMPLATE_SUFFIX, check_root, read, settings_files
+from mailgitops.errors import ConfigError, PlanStateMismatch, StateError, UsageError
+from mailgitops.load import (
+    MAILBOXES_DIR,
+    PROVIDERS_DIR,
+    SETTINGS_FILE,
+    TEMPLATE_SUFFIX,
+    check_root,
+    read,
+    settings_files,
+)
 from mailgitops.model import Config
 from mailgitops.plan import Desired, Plan, compute
 from mailgitops.planfile import Location, SavedPlan
@@ -23,6 +31,23 @@ from mailgitops.state import ENV_VAR, open_backend
 from mailgitops.state.base import State, StateBackend
 from mailgitops.state.file import FileBackend
 from mailgitops.validate import CheckedConfig, check_config, check_settings
+
+# The folders whose files are read as config, data or templates.
+_CONFIG_FOLDERS = (PROVIDERS_DIR, MAILBOXES_DIR, templating.DATA_DIR, templating.TEMPLATES_DIR)
+
+
+def _refuse_state_in_config(backend: FileBackend, root: Path) -> None:
+    """A state file (or its lock or backup) in a config folder would be read as config by the
+    next run (a state at mailboxes.d/live.yaml breaks every plan after the first apply), and a
+    state location taken from a plan file or mailgitops.yaml must not make apply write there."""
+    for folder in _CONFIG_FOLDERS:
+        inside = os.path.realpath(root / folder)
+        for path in backend.own_files():
+            if Path(os.path.realpath(path)).is_relative_to(inside):
+                raise StateError(
+                    f"state {backend.shown} is inside {folder}/ of the config root, whose files "
+                    "are read as config: keep the state file outside the config folders"
+                )
 
 
 @dataclass
@@ -62,6 +87,7 @@ class Project:
         setting = self.settings.get("state")
         backend = open_backend(state_arg, self.root, setting if isinstance(setting, dict) else None)
         if isinstance(backend, FileBackend):
+            _refuse_state_in_config(backend, self.root)
             backend.verdicts = self.cache
         return backend
 
@@ -119,7 +145,11 @@ def report_findings(diags: list[Diagnostic]) -> None:
     color = output.use_color(sys.stderr)
     for d in diags:
         sev = output.paint(d.severity, "red" if d.severity == "error" else "yellow", color)
-        output.err(f"{d.file}:{d.line}:{d.col}: {sev}: {d.message} [{d.rule}]")
+        # As Diagnostic.__str__ and validate print it: one line, whatever the file name holds.
+        output.err(
+            f"{output.visible(d.file)}:{d.line}:{d.col}: {sev}: "
+            f"{output.visible(d.message)} [{d.rule}]"
+        )
 
 
 def require_config(project: Project, state: State | None = None, done: str = "planned") -> Config:
