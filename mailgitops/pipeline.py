@@ -256,8 +256,18 @@ def backend_for_plan(project: Project, state_arg: str | None, saved: SavedPlan) 
             )
         return backend
     if recorded.backend == "file":
+        # The plan file comes from a pull request's job: the location it records is taken
+        # only inside the config root, never as a path anywhere on the machine (SPEC §9).
         path = Path(recorded.where)
-        return project.backend(str(path if path.is_absolute() else project.root / path))
+        path = path if path.is_absolute() else project.root / path
+        root = project.root.resolve()
+        if path.resolve().is_relative_to(root):
+            return project.backend(str(path))
+        raise UsageError(
+            f"{saved.origin} was made against the {recorded}, outside the config root "
+            f"{project.root}: a plan file alone does not choose such a state; name it with "
+            f"--state or {ENV_VAR} to apply it there"
+        )
     raise UsageError(
         f"{saved.origin} was made against the {recorded}; its password is not kept in the plan, "
         f"so name it again with --state or {ENV_VAR}"
