@@ -36,18 +36,29 @@ from mailgitops.validate import CheckedConfig, check_config, check_settings
 _CONFIG_FOLDERS = (PROVIDERS_DIR, MAILBOXES_DIR, templating.DATA_DIR, templating.TEMPLATES_DIR)
 
 
+def config_folder_of(path: Path, root: Path) -> str | None:
+    """The config folder (or settings file) of `root` that `path` is in, or None. The files
+    we write (a state, a plan) must never land where the next run reads config."""
+    real = Path(os.path.realpath(path))
+    if real == Path(os.path.realpath(root / SETTINGS_FILE)):
+        return SETTINGS_FILE
+    for folder in _CONFIG_FOLDERS:
+        if real.is_relative_to(os.path.realpath(root / folder)):
+            return f"{folder}/"
+    return None
+
+
 def _refuse_state_in_config(backend: FileBackend, root: Path) -> None:
     """A state file (or its lock or backup) in a config folder would be read as config by the
     next run (a state at mailboxes.d/live.yaml breaks every plan after the first apply), and a
     state location taken from a plan file or mailgitops.yaml must not make apply write there."""
-    for folder in _CONFIG_FOLDERS:
-        inside = os.path.realpath(root / folder)
-        for path in backend.own_files():
-            if Path(os.path.realpath(path)).is_relative_to(inside):
-                raise StateError(
-                    f"state {backend.shown} is inside {folder}/ of the config root, whose files "
-                    "are read as config: keep the state file outside the config folders"
-                )
+    for path in backend.own_files():
+        folder = config_folder_of(path, root)
+        if folder is not None:
+            raise StateError(
+                f"state {backend.shown} is inside {folder} of the config root, whose files "
+                "are read as config: keep the state file outside the config folders"
+            )
 
 
 @dataclass

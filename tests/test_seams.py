@@ -338,3 +338,24 @@ def test_config_errors_of_plan_and_render_keep_a_file_name_on_its_line(
         _, err = capsys.readouterr()
         assert not any(line.startswith("FORGED") for line in err.splitlines()), err
     assert "mailboxes.d/t\\u000aFORGED.yaml.j2:1:4: error:" in err
+
+
+@pytest.mark.parametrize(
+    "out", ["mailboxes.d/plan.yaml", "providers.d/p.json", "mailgitops.yaml", "data/plan.json"]
+)
+def test_plan_out_never_writes_where_config_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, out: str
+) -> None:
+    """A plan file written into a config folder (or over the settings) would be read as config
+    by the next run, or replace what the reviewers approved."""
+    monkeypatch.setenv("ALICE_PW", "a")
+    monkeypatch.setenv("BOB_PW", "b")
+    root = standard(tmp_path / "repo", **{"mailgitops.yaml": "vars: {}\n"})
+    (root / "data").mkdir()
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    code = main(
+        ["plan", "-C", str(root), "--state", str(tmp_path / "live.json"), "--out", str(root / out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "of the config root, which is read as config" in err
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
