@@ -64,9 +64,8 @@ def run(args: argparse.Namespace) -> int:
             output.out(f"wrote {output.visible(str(result.written))}")
         else:
             # The reason may quote the XML: one line, control characters shown.
-            output.out(
-                f"skipped {output.visible(str(result.source))}: {output.visible(str(result.reason))}"
-            )
+            source, reason = output.visible(str(result.source)), output.visible(str(result.reason))
+            output.out(f"skipped {source}: {reason}")
     if report.imported:
         schemas_for_headers(root)
     output.out(f"Imported {report.imported} providers, skipped {report.skipped}.")
