@@ -11,11 +11,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailgitops import normalize, output, rules, secrets
+from mailgitops import normalize, output, rules, secrets, templating
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.errors import ConfigError, MailgitopsError, PlanStateMismatch, UsageError
-from mailgitops.load import SETTINGS_FILE, TEMPLATE_SUFFIX, check_root, read, settings_files
+from mailgitops.errors import (
+    ConfigError,
+    MailgitopsError,
+    PlanStateMismatch,
+    StateError,
+    UsageError,
+)
+from mailgitops.load import (
+    MAILBOXES_DIR,
+    PROVIDERS_DIR,
+    SETTINGS_FILE,
+    TEMPLATE_SUFFIX,
+    check_root,
+    read,
+    settings_files,
+)
 from mailgitops.model import Config
 from mailgitops.plan import Desired, Plan, compute
 from mailgitops.planfile import Location, SavedPlan
@@ -24,6 +38,34 @@ from mailgitops.state import ENV_VAR, open_backend
 from mailgitops.state.base import State, StateBackend
 from mailgitops.state.file import FileBackend
 from mailgitops.validate import CheckedConfig, check_config, check_settings
+
+# The folders whose files are read as config, data or templates.
+_CONFIG_FOLDERS = (PROVIDERS_DIR, MAILBOXES_DIR, templating.DATA_DIR, templating.TEMPLATES_DIR)
+
+
+def config_folder_of(path: Path, root: Path) -> str | None:
+    """The config folder (or settings file) of `root` that `path` is in, or None. The files
+    we write (a state, a plan) must never land where the next run reads config."""
+    real = Path(os.path.realpath(path))
+    if real == Path(os.path.realpath(root / SETTINGS_FILE)):
+        return SETTINGS_FILE
+    for folder in _CONFIG_FOLDERS:
+        if real.is_relative_to(os.path.realpath(root / folder)):
+            return f"{folder}/"
+    return None
+
+
+def _refuse_state_in_config(backend: FileBackend, root: Path) -> None:
+    """A state file (or its lock or backup) in a config folder would be read as config by the
+    next run (a state at mailboxes.d/live.yaml breaks every plan after the first apply), and a
+    state location taken from a plan file or mailgitops.yaml must not make apply write there."""
+    for path in backend.own_files():
+        folder = config_folder_of(path, root)
+        if folder is not None:
+            raise StateError(
+                f"state {backend.shown} is inside {folder} of the config root, whose files "
+                "are read as config: keep the state file outside the config folders"
+            )
 
 
 @dataclass
@@ -68,6 +110,7 @@ class Project:
         setting = self.settings.get("state")
         backend = open_backend(state_arg, self.root, setting if isinstance(setting, dict) else None)
         if isinstance(backend, FileBackend):
+            _refuse_state_in_config(backend, self.root)
             backend.verdicts = self.cache
         return backend
 
@@ -127,9 +170,6 @@ class Project:
         except OSError:
             return None
         if any(name.endswith(TEMPLATE_SUFFIX) for name in names):
-            # Jinja2 is imported only for a config with templates (a warm plan imports little).
-            from mailgitops import templating
-
             parts += templating.input_parts(self.root)  # data/ and templates/
         return self.cache.key("config", *parts)
 
@@ -143,7 +183,11 @@ def report_findings(diags: list[Diagnostic]) -> None:
     color = output.use_color(sys.stderr)
     for d in diags:
         sev = output.paint(d.severity, "red" if d.severity == "error" else "yellow", color)
-        output.err(f"{d.file}:{d.line}:{d.col}: {sev}: {d.message} [{d.rule}]")
+        # As Diagnostic.__str__ and validate print it: one line, whatever the file name holds.
+        output.err(
+            f"{output.visible(d.file)}:{d.line}:{d.col}: {sev}: "
+            f"{output.visible(d.message)} [{d.rule}]"
+        )
 
 
 def require_config(
@@ -267,8 +311,18 @@ def backend_for_plan(project: Project, state_arg: str | None, saved: SavedPlan) 
             )
         return backend
     if recorded.backend == "file":
+        # The plan file comes from a pull request's job: the location it records is taken
+        # only inside the config root, never as a path anywhere on the machine (SPEC §9).
         path = Path(recorded.where)
-        return project.backend(str(path if path.is_absolute() else project.root / path))
+        path = path if path.is_absolute() else project.root / path
+        root = project.root.resolve()
+        if path.resolve().is_relative_to(root):
+            return project.backend(str(path))
+        raise UsageError(
+            f"{saved.origin} was made against the {recorded}, outside the config root "
+            f"{project.root}: a plan file alone does not choose such a state; name it with "
+            f"--state or {ENV_VAR} to apply it there"
+        )
     raise UsageError(
         f"{saved.origin} was made against the {recorded}; its password is not kept in the plan, "
         f"so name it again with --state or {ENV_VAR}"

@@ -70,7 +70,14 @@ def _canonical(body: dict[str, Any]) -> bytes:
 
 def _key() -> bytes | None:
     key = os.environ.get(KEY_ENV)
-    return key.encode() if key else None
+    if key == "":
+        # Fail closed: in CI a secret that is missing (misnamed, or not given to this job)
+        # expands to an empty string, which would otherwise switch verification off silently.
+        raise MailgitopsError(
+            f"{KEY_ENV} is set but empty (a missing CI secret?): set the key, or unset the "
+            "variable to work without signed plans"
+        )
+    return key.encode() if key is not None else None
 
 
 def _sign(body: dict[str, Any], key: bytes) -> str:

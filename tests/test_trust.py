@@ -274,6 +274,26 @@ def test_the_state_location_comes_from_the_plan_and_env_must_agree(
     assert code == 0 and "Apply complete" in out, err
 
 
+def test_a_recorded_state_outside_the_root_is_not_chosen_by_the_plan_file(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The plan file is the pull request's: a recorded file location outside the config root
+    (or `..` out of it) does not make apply write there; only --state could."""
+    _corp_display_name(cli)
+    path = tmp_path / "p.json"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for where in (str(elsewhere / "state.json"), "../elsewhere/state.json"):
+        _forge(
+            path,
+            _save(cli, path),
+            lambda doc, where=where: doc["state"]["location"].update(where=where),
+        )
+        code, _, err = cli("apply", str(path), state=False)
+        assert code == 1 and "outside the config root" in err and "--state" in err
+        assert not any(elsewhere.iterdir()), "nothing created outside the root"
+
+
 def test_the_hint_after_plan_out_is_the_command_that_works(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -244,6 +244,10 @@ def _run(args: argparse.Namespace, text: bool) -> tuple[int, dict[str, Any]]:
             plan = make_plan(project, current, actor)
             if text:
                 output.out(render.render(plan, "text", output.use_color(sys.stdout)), end="")
+            elif not args.auto_approve:
+                # --format json keeps stdout for the result: the plan the user is asked to
+                # confirm goes to the terminal's stderr, never a blind "yes".
+                output.err(render.render(plan, "text", output.use_color(sys.stderr)), end="")
         if plan.refusals:
             raise PlanRefused("the plan is refused:\n" + "\n".join(str(r) for r in plan.refusals))
         if plan.guards and not args.allow_mass_delete:

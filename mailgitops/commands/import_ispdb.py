@@ -61,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
         raise MailgitopsError(f"cannot import into {target}: {exc.strerror or exc}") from exc
     for result in report.results:
         if result.written is not None:
-            output.out(f"wrote {result.written}")
+            output.out(f"wrote {output.visible(str(result.written))}")
         else:
-            output.out(f"skipped {result.source}: {result.reason}")
+            # The reason may quote the XML: one line, control characters shown.
+            source, reason = output.visible(str(result.source)), output.visible(str(result.reason))
+            output.out(f"skipped {source}: {reason}")
     if report.imported:
         schemas_for_headers(root)
     output.out(f"Imported {report.imported} providers, skipped {report.skipped}.")

@@ -6,15 +6,18 @@ Never overwrites a file: running it again fills in only what is missing."""
 from __future__ import annotations
 
 import argparse
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mailgitops import output, schema
 from mailgitops.commands.common import add_root_argument
+from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.fsutil import atomic_write
-from mailgitops.load import MAILBOXES_DIR, PROVIDERS_DIR, SETTINGS_FILE
+from mailgitops.load import MAILBOXES_DIR, PROVIDERS_DIR, SETTINGS_FILE, settings_problems
+from mailgitops.pipeline import report_findings
 
 SCHEMAS_DIR = "schemas"
 
@@ -48,6 +51,19 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} exists and is not a directory")
+    # A root that validate would refuse for its settings is not initialised: a settings file
+    # under another name, or a mailgitops.yaml that is not a file, stays a finding after init.
+    problems = settings_problems(root) if root.is_dir() else []
+    settings = root / SETTINGS_FILE
+    if os.path.lexists(settings) and not settings.is_file():
+        problems.append(
+            Diagnostic(SETTINGS_FILE, 1, 1, "error", "not a regular file", "not-a-file")
+        )
+    if problems:
+        report_findings(problems)
+        raise UsageError(
+            f"{root} was not initialised: fix its settings file first (nothing was written)"
+        )
     created: list[str] = []
     kept: list[str] = []
     try:

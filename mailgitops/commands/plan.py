@@ -18,7 +18,13 @@ from mailgitops.commands.common import (
 )
 from mailgitops.errors import MailgitopsError
 from mailgitops.fsutil import atomic_write, replace_refusal
-from mailgitops.pipeline import Project, load_project, planned_from, state_location
+from mailgitops.pipeline import (
+    Project,
+    config_folder_of,
+    load_project,
+    planned_from,
+    state_location,
+)
 from mailgitops.rules import access
 
 
@@ -72,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise
     if args.out:
         why = replace_refusal(Path(args.out), getattr(backend, "own_files", list)())
+        folder = config_folder_of(Path(args.out), project.root)
+        if why is None and folder is not None:
+            why = f"it is in {folder} of the config root, which is read as config"
         if why is not None:
             raise MailgitopsError(f"refusing to write the plan to {args.out}: {why}")
         try:

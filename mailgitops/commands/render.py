@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailgitops import output, templating
 from mailgitops.commands.common import add_root_argument
@@ -16,11 +20,23 @@ from mailgitops.load import (
     PROVIDERS_DIR,
     SETTINGS_FILE,
     TEMPLATE_SUFFIX,
+    Document,
+    ParseBudget,
     check_root,
     config_files,
     read,
+    read_raw,
 )
+from mailgitops.model import SECRET_KEYS
 from mailgitops.pipeline import report_findings
+
+# The shapes of a secret reference ({env: NAME}, {file: PATH}, {keep: live}, each with an
+# optional version): shown as they are. Anything else under a secret key is a literal secret.
+_REFERENCES = ({"env"}, {"file"}, {"keep"})
+# For rendered text that is not YAML: a secret key's value on its own line.
+_SECRET_LINE = re.compile(
+    r"^(\s*(?:-\s+)?[\"']?(?:" + "|".join(sorted(SECRET_KEYS)) + r")[\"']?\s*:\s+)([^\s{#].*)$"
+)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -65,6 +81,60 @@ def _relative(root: Path, name: str) -> str:
     return candidate
 
 
+def _is_reference(node: Node) -> bool:
+    if not isinstance(node, MappingNode):
+        return False
+    keys = {k.value for k, _ in node.value if isinstance(k, ScalarNode)}
+    return any(ref <= keys <= ref | {"version"} for ref in _REFERENCES)
+
+
+def _literal_secrets(root: Node) -> list[ScalarNode]:
+    """The scalars that are, or are inside, the literal value of a secret key (through
+    aliases too: an anchor's definition is where its text is)."""
+    found: list[ScalarNode] = []
+    seen: set[tuple[int, bool]] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, secret = stack.pop()
+        if (id(node), secret) in seen:
+            continue
+        seen.add((id(node), secret))
+        if isinstance(node, ScalarNode) and secret:
+            found.append(node)
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                under = secret or (isinstance(key, ScalarNode) and key.value in SECRET_KEYS)
+                stack.append((value, under and not _is_reference(value)))
+        elif isinstance(node, SequenceNode):
+            stack.extend((child, secret) for child in node.value)
+    return found
+
+
+def _without_secrets(text: str, budget: ParseBudget) -> str:
+    """The rendered text with every literal secret replaced by `(sensitive)`, line numbers
+    kept: validate reports a literal secret without its value, and render must not print it
+    either (SPEC §2.3; a CI log is an output). Text that is not YAML, or that the run's parse
+    budget refuses (a dense 16 MB render), is masked line by line instead."""
+    try:
+        if budget.refusal(text) is not None:
+            raise yaml.YAMLError
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, RecursionError):
+        return "\n".join(_SECRET_LINE.sub(r"\1(sensitive)", line) for line in text.split("\n"))
+    if root is None:
+        return text
+    starts = [0]
+    for line in text.split("\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    nodes = _literal_secrets(root)
+    nodes.sort(key=lambda n: (n.start_mark.line, n.start_mark.column), reverse=True)
+    for node in nodes:
+        start = starts[node.start_mark.line] + node.start_mark.column
+        end = starts[node.end_mark.line] + node.end_mark.column
+        text = text[:start] + "(sensitive)" + "\n" * text.count("\n", start, end) + text[end:]
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(args.root)
     check_root(root)
@@ -75,17 +145,21 @@ def run(args: argparse.Namespace) -> int:
     settings = read(root, SETTINGS_FILE) if (root / SETTINGS_FILE).is_file() else None
     inputs = templating.template_inputs(root, settings)
     problems = list(inputs.problems)
+    budget = ParseBudget()
     for name in names:
-        try:
-            raw = (root / name).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{name}: cannot read: {exc.strerror}") from None
+        # As validate reads it: a link out of the root or a FIFO is refused, never printed.
+        raw = read_raw(root, name, templating.MAX_TEMPLATE_BYTES)
+        if isinstance(raw, Document):
+            problems += raw.problems
+            continue
         rendered = templating.render_file(root, name, raw, inputs)
         problems += rendered.problems
         if rendered.text is None:
             continue
-        output.out(f"# rendered from {name}")
-        lines = rendered.text.splitlines()
+        # The file name and the text are the pull request's: escaped, neither can forge a
+        # line (`# rendered from …`, a finding) nor paint the terminal.
+        output.out(f"# rendered from {output.visible(name)}")
+        lines = [output.visible(x) for x in _without_secrets(rendered.text, budget).splitlines()]
         if args.no_line_numbers:
             output.out("\n".join(lines))
         else:

@@ -58,7 +58,8 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
         relevant = sorted(d for d in checked.findings.sorted() if d.file in files)
         report_findings([d for d in relevant if d.severity == "error"])
         raise ConfigError(
-            f"cannot tell which provider serves `{domain}`: {', '.join(sorted(set(files)))} "
+            f"cannot tell which provider serves `{domain}`: "
+            f"{output.visible(', '.join(sorted(set(files))))} "
             "has errors; `mailgitops validate` lists every error"
         )
     errors = len(checked.findings.errors)
@@ -98,10 +99,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     output.out(
         f"{address} -> provider {provider.name}"
-        + (f" ({provider.display_name})" if provider.display_name else "")
+        # The display name and the file name are the config's text: escaped, one line each.
+        + (f" ({output.visible(provider.display_name)})" if provider.display_name else "")
     )
     if provider.source is not None:
-        output.out(f"  defined in   {provider.source}")
+        output.out(f"  defined in   {output.visible(str(provider.source))}")
     if provider.imap is not None:
         output.out(
             f"  imap         {provider.imap.host}:{provider.imap.port} ({provider.imap.security})"

@@ -78,6 +78,8 @@ def build(
 def _login(mailbox: Mailbox, root: Path) -> Login:
     if mailbox.password is None:
         return Login(mailbox.address, mailbox.login, None, "the mailbox has no password")
+    if mailbox.password.kind == "keep":
+        return Login(mailbox.address, mailbox.login, None, kept=True)
     try:
         value = secrets.read_value(mailbox.password.to_json(), root)
     except SecretError as exc:

@@ -32,6 +32,7 @@ class Login:
     user: str
     password: str | None = field(repr=False)
     problem: str | None = None
+    kept: bool = False  # `password: {keep: live}`: the CRM holds it, nothing here can read it
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,10 @@ def _mail_server(
     if method != "basic":
         return record.checks
     for login in logins:
+        if login.kept:
+            message = "the password is kept as it is live ({keep: live}); not checked"
+            record("login", "skipped", message, login.address)
+            continue
         if login.password is None:
             record("login", "fail", f"cannot read the password: {login.problem}", login.address)
             continue

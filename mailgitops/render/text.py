@@ -185,7 +185,8 @@ def _header(change: Change, color: bool) -> str:
         head += " (adopt: made outside mailgitops, becomes managed)"
     line = paint(head, _ACTION_COLOR[change.action], color)
     if change.source is not None:
-        line += "  " + paint(f"# {_free_text(str(change.source), '')}", "dim", color)
+        # A file name may hold a line break: escaped, it cannot forge a line of the plan.
+        line += "  " + paint(f"# {escape_invisible(str(change.source))}", "dim", color)
     return line
 
 
