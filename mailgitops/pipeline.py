@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,13 @@ from typing import Any
 from mailgitops import normalize, output, rules, secrets, templating
 from mailgitops.cache import Cache, open_cache
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.errors import ConfigError, PlanStateMismatch, StateError, UsageError
+from mailgitops.errors import (
+    ConfigError,
+    MailgitopsError,
+    PlanStateMismatch,
+    StateError,
+    UsageError,
+)
 from mailgitops.load import (
     MAILBOXES_DIR,
     PROVIDERS_DIR,
@@ -71,11 +78,16 @@ class Project:
     _checked: CheckedConfig | None = None
     _settings: dict[str, Any] | None = None
     cached_clean: bool = False  # the whole config came from the cache: it had no errors
+    _desired: tuple[Desired, tuple[str, ...]] | None = None
+    # Once the desired entries are built, the parsed files are freed (findings and settings are
+    # kept); `checked` reads them again for a caller that needs them (`plan --check`).
+    _entries_freed: bool = False
 
     @property
     def checked(self) -> CheckedConfig:
-        if self._checked is None:
+        if self._checked is None or self._entries_freed:
             self._checked = check_config(self.root, self.cache)
+            self._entries_freed = False
         return self._checked
 
     def checked_findings(self) -> list[Diagnostic]:
@@ -102,9 +114,14 @@ class Project:
             backend.verdicts = self.cache
         return backend
 
-    def desired(self, state: State | None = None) -> tuple[Desired, tuple[str, ...]]:
+    def desired(
+        self, state: State | Callable[[], State] | None = None
+    ) -> tuple[Desired, tuple[str, ...]]:
         """The config as the plan compares it, and its warnings. Raises ConfigError (after
-        reporting the findings) when the config has errors."""
+        reporting the findings) when the config has errors; `state` (or the function that
+        reads it) is read then only, for the refusals of removed providers."""
+        if self._desired is not None:
+            return self._desired
         key = self._config_key()
         if key is not None and self.cache is not None:
             hit = self.cache.get(key)
@@ -116,9 +133,19 @@ class Project:
                 except (KeyError, TypeError, ValueError):
                     pass  # a mangled entry: computed again and rewritten below
                 else:
-                    return desired, warnings
-        desired = Desired.of(require_config(self, state))
+                    self._desired = desired, warnings
+                    return self._desired
+        config = require_config(self, state)
         warnings = tuple(str(d) for d in self.checked.findings.sorted() if d.severity == "warning")
+        if self._checked is not None:
+            # Freed before the desired entries are built and the state is read, the parsed
+            # files are not all in memory at once with them (a million mailboxes,
+            # docs/performance.md).
+            self._checked = dataclasses.replace(self._checked, providers=[], mailboxes=[])
+            self._entries_freed = True
+        desired = Desired.of(config)
+        del config
+        self._desired = desired, warnings
         if key is not None and self.cache is not None:
             self.cache.put(
                 key,
@@ -163,11 +190,18 @@ def report_findings(diags: list[Diagnostic]) -> None:
         )
 
 
-def require_config(project: Project, state: State | None = None, done: str = "planned") -> Config:
+def require_config(
+    project: Project, state: State | Callable[[], State] | None = None, done: str = "planned"
+) -> Config:
     checked = project.checked
     if not checked.ok:
         diags = checked.findings.sorted()
         report_findings(diags)
+        if callable(state):
+            try:
+                state = state()
+            except MailgitopsError:
+                state = None  # the config's errors come first
         refusals = removed_provider_refusals(checked, state) if state is not None else []
         for refusal in refusals:
             output.error(str(refusal))
@@ -217,6 +251,16 @@ def planned(project: Project, state: State, actor: str | None = None) -> tuple[P
     """The evaluated plan and the desired entries it was made from (for a plan file)."""
     desired, warnings = project.desired(state)
     return evaluate(project, compute(desired, state), state, actor, warnings), desired
+
+
+def planned_from(
+    project: Project, backend: StateBackend, actor: str | None = None
+) -> tuple[Plan, Desired, State]:
+    """`planned` for a state not read yet: the config is read first, so that its parsed files
+    are freed before the state is read (a command that only reads the state: `plan`)."""
+    desired, warnings = project.desired(backend.read)
+    state = backend.read()
+    return evaluate(project, compute(desired, state), state, actor, warnings), desired, state
 
 
 def state_location(project: Project, state_arg: str | None, backend: StateBackend) -> Location:

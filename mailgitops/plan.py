@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mailgitops import __version__
@@ -92,17 +92,38 @@ class Unmanaged:
     provider: str | None = None  # for a mailbox: the provider it uses
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StateRef:
     """Which version of live a plan was made against: any difference makes the plan stale."""
 
     lineage: str | None
     serial: int
-    checksum: str
+    _checksum: str | None = None
+    # The state itself, until its checksum is asked for: hashing the whole state costs as much
+    # as comparing it, and the text and Markdown plans never show it.
+    _state: State | None = field(default=None, repr=False)
+
+    @property
+    def checksum(self) -> str:
+        if self._checksum is None:
+            assert self._state is not None
+            object.__setattr__(self, "_checksum", self._state.checksum())
+            object.__setattr__(self, "_state", None)
+        assert self._checksum is not None
+        return self._checksum
+
+    def _key(self) -> tuple[str | None, int, str]:
+        return self.lineage, self.serial, self.checksum
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StateRef) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     @classmethod
     def of(cls, state: State) -> StateRef:
-        return cls(state.lineage, state.serial, state.checksum())
+        return cls(state.lineage, state.serial, None, state)
 
 
 @dataclass(frozen=True)
@@ -235,7 +256,9 @@ def _body_checksum(body: dict[str, Any]) -> str:
 
 
 def _strip(entry: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entry.items() if k != "managed"}
+    out = dict(entry)  # a copy in C: this runs for every live entry
+    out.pop("managed", None)
+    return out
 
 
 def _dotted(parts: list[Any]) -> str:
@@ -408,6 +431,8 @@ def _as_live_keeps(kind: Kind, after: dict[str, Any], before: dict[str, Any]) ->
     it is live (`password: {keep: live}`, docs/secrets.md) takes live's value, or stays absent
     where live has none. Nothing mailgitops cannot see is dropped or invented."""
     known = KNOWN_KEYS[kind]
+    if before.keys() <= known and KEEP_LIVE not in after.values():
+        return after  # the usual entry, told in C without a loop over its attributes
     kept = {k: v for k, v in before.items() if k not in known}
     keeps = [k for k, v in after.items() if v == KEEP_LIVE]
     if not kept and not keeps:

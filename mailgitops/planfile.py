@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from mailgitops import jsonout
 from mailgitops.errors import MailgitopsError
 from mailgitops.plan import PLAN_FORMAT_VERSION, Desired, Plan
 
@@ -93,7 +94,7 @@ def dumps(plan: Plan, desired: Desired, location: Location) -> bytes:
     key = _key()
     if key is not None:
         body["signature"] = _sign(body, key)
-    return json.dumps(body, indent=2).encode() + b"\n"
+    return jsonout.dumps(body, ("changes", "unmanaged", "desired")).encode()
 
 
 def load(path: str) -> SavedPlan:

@@ -71,7 +71,37 @@ def _compiled(name: str) -> Callable[[Any], Any]:
     # use_default=False: by default it writes schema defaults into the data it checks.
     # (Annotated because fastjsonschema ships type hints only since 2.22.)
     validate: Callable[[Any], Any] = fastjsonschema.compile(load(name), use_default=False)
+    code = getattr(validate, "__globals__", {})
+    for function in [f for f in code if _MEMOIZED.search(f) and callable(code[f])]:
+        code[function] = _memoized(code[function])
     return validate
+
+
+# The generated check of a secret reference raises and catches an exception per branch of its
+# `anyOf` and `not: {anyOf}` even for a valid reference: a third of the config's check. The
+# same few references ({env: MB_PW}) recur in every mailbox, so a valid one is remembered.
+_MEMOIZED = re.compile(r"_defs_secret(_ref)?$")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _memoized(check: Callable[..., Any]) -> Callable[..., Any]:
+    valid: set[tuple[Any, ...]] = set()
+
+    def memoized(data: Any, custom_formats: Any = None, name_prefix: Any = None) -> Any:
+        # The key keeps each value's type: True == 1, but only one of them is an integer.
+        key = (
+            tuple((k, type(v), v) for k, v in data.items())
+            if type(data) is dict and all(type(v) in _SCALARS for v in data.values())
+            else None
+        )
+        if key is not None and key in valid:
+            return data
+        result = check(data, custom_formats or {}, name_prefix)
+        if key is not None:
+            valid.add(key)  # reached only when the check did not raise
+        return result
+
+    return memoized
 
 
 def is_valid(name: str, data: Any) -> bool:

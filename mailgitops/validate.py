@@ -226,29 +226,28 @@ def _check_identifiers(checked: CheckedConfig) -> None:
     and the local part of an address have no pattern that could."""
     found = checked.findings
 
-    def check(path: str, place: tuple[int, int], what: str, value: Any) -> None:
+    def check(
+        entry: ProviderEntry | MailboxEntry, where: tuple[str | int, ...], what: str, value: Any
+    ) -> None:
         message = identifiers.problem(what, value) if isinstance(value, str) else None
         if message is not None:
-            found.add(path, place[0], place[1], message, "invisible-character")
+            # Located only for a finding: a place needs the file parsed again with marks.
+            line, col = entry.place(*where)
+            found.add(entry.doc.path, line, col, message, "invisible-character")
 
     for entry in checked.providers:
         for keys in _PROVIDER_IDENTIFIERS:
-            check(entry.doc.path, entry.place(*keys), f"`{'.'.join(keys)}`", entry.get(*keys))
+            check(entry, keys, f"`{'.'.join(keys)}`", entry.get(*keys))
         domains = entry.get("domains", default=[])
         for index, domain in enumerate(domains if isinstance(domains, list) else []):
-            check(entry.doc.path, entry.place("domains", index), "a domain", domain)
+            check(entry, ("domains", index), "a domain", domain)
     for mb in checked.mailboxes:
         for key in ("address", "owner", "provider"):
-            check(mb.doc.path, mb.place(key), f"`{key}`", mb.merged.get(key))
+            check(mb, (key,), f"`{key}`", mb.merged.get(key))
         shares = mb.merged.get("shared_with")
         for index, share in enumerate(shares if isinstance(shares, list) else []):
             if isinstance(share, dict):
-                check(
-                    mb.doc.path,
-                    mb.place("shared_with", index, "user"),
-                    "`shared_with.user`",
-                    share.get("user"),
-                )
+                check(mb, ("shared_with", index, "user"), "`shared_with.user`", share.get("user"))
 
 
 # Findings about the template file itself (its name and bytes), before anything is rendered.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -214,6 +215,27 @@ def test_plan_stale_after_edit_outside_apply(cli: Cli, tmp_path: Path) -> None:
     live["mailboxes"]["ui@example.com"] = {"provider": "corp", "owner": "u"}  # same serial
     cli.state.write_text(json.dumps(live))
     code, _, err = cli("apply", str(planfile))
+    assert code == 1 and "content changed" in err
+
+
+def test_state_checksum_of_a_large_state(cli: Cli, tmp_path: Path) -> None:
+    """The checksum a plan records is sha256 of the state's canonical JSON (sorted keys, no
+    spaces), even when it is hashed a thousand entries at a time; an edit to one entry of
+    thousands makes a saved plan stale."""
+    unmanaged = {
+        f"u{i:05d}@example.com": {"provider": "corp", "owner": f"o{i}", "sender_name": "Ü"}
+        for i in range(2500)
+    }
+    cli.write_live({}, unmanaged, serial=3)
+    code, plan = cli.plan_json()
+    live = cli.live()
+    canonical = json.dumps(live, sort_keys=True, separators=(",", ":"))
+    assert code == 0 and plan["state"]["checksum"] == hashlib.sha256(canonical.encode()).hexdigest()
+    planfile = tmp_path / "p.json"
+    assert cli("plan", "--out", str(planfile))[0] == 0
+    live["mailboxes"]["u01234@example.com"]["owner"] = "someone-else"
+    cli.state.write_text(json.dumps(live))
+    code, _, err = cli("apply", "--auto-approve", str(planfile))
     assert code == 1 and "content changed" in err
 
 

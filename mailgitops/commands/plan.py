@@ -18,7 +18,13 @@ from mailgitops.commands.common import (
 )
 from mailgitops.errors import MailgitopsError
 from mailgitops.fsutil import atomic_write, replace_refusal
-from mailgitops.pipeline import Project, config_folder_of, load_project, planned, state_location
+from mailgitops.pipeline import (
+    Project,
+    config_folder_of,
+    load_project,
+    planned_from,
+    state_location,
+)
 from mailgitops.rules import access
 
 
@@ -59,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
     project = load_project(args.root, use_cache=not args.no_cache)
     try:
         backend = project.backend(args.state)
-        state = backend.read()
-        plan, desired = planned(project, state, access.actor_from(args.actor))
+        plan, desired, _state = planned_from(project, backend, access.actor_from(args.actor))
         location = state_location(project, args.state, backend)
         if args.check:
             from mailgitops.connect.planning import with_checks

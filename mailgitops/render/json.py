@@ -1,12 +1,14 @@
 """The plan as one JSON document (SPEC §5), described by schemas/plan.schema.json. It holds
-secret references, never values: a plan has none to hold."""
+secret references, never values: a plan has none to hold. One change and one unmanaged entry
+per line (jsonout.py)."""
 
 from __future__ import annotations
 
-import json
-
+from mailgitops import jsonout
 from mailgitops.plan import Plan
+
+_ONE_PER_LINE = ("changes", "unmanaged")
 
 
 def render(plan: Plan) -> str:
-    return json.dumps(plan.to_json(), indent=2, sort_keys=False) + "\n"
+    return jsonout.dumps(plan.to_json(), _ONE_PER_LINE)

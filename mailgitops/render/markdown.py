@@ -71,7 +71,13 @@ def md_cell(value: object) -> str:
     """Text safe inside a Markdown table cell, and so anywhere inline; invisible characters
     (bidi overrides, zero-width) are shown escaped so a reviewer sees what is there; nothing
     in it mentions anyone or links anywhere."""
-    lines = str(value).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return _md_cell(str(value))
+
+
+# Fitting the comment into its budget draws it a dozen times (_fit): each cell is escaped once.
+@functools.lru_cache(maxsize=65536)
+def _md_cell(text: str) -> str:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return _quiet("\n".join(escape_invisible(line) for line in lines).translate(_CELL_ESCAPES))
 
 

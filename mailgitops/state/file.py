@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import pwd
@@ -94,7 +95,9 @@ class FileBackend:
         self.path = path
         self._target = Path(os.path.realpath(path))
         self._lock_fd: int | None = None
-        self._last_read: _OnDisk | None = None  # what read() returned, and its bytes
+        # What read() returned, and a digest of its bytes (the bytes themselves would stay in
+        # memory for the whole run: 450 MB at a million mailboxes).
+        self._last_read: tuple[State, bytes] | None = None
         # Set by a caller with a cache (plan, apply): the schema verdict on these exact bytes
         # is remembered, so a warm run does not check an unchanged state again.
         self.verdicts: Cache | None = None
@@ -128,9 +131,16 @@ class FileBackend:
         return [self.path, self._target, self.lock_path, self.backup_path]
 
     def read(self) -> State:
-        on_disk = self._load()
-        self._last_read = on_disk
-        return on_disk.state
+        raw, _status = self._read_raw()
+        if raw is None:
+            self._last_read = None
+            return State()
+        digest = hashlib.sha256(raw).digest()
+        box = [raw]
+        del raw  # _parse holds the only reference: the bytes are freed before the JSON parse
+        state = self._parse(box)
+        self._last_read = state, digest
+        return state
 
     def write(self, new: State, previous: State) -> None:
         if self._lock_fd is None:
@@ -138,12 +148,17 @@ class FileBackend:
         document = self._serialize(new)
         raw, status = self._read_raw()
         seen = self._last_read
-        if seen is not None and seen.state is previous and seen.raw == raw:
+        if (
+            seen is not None
+            and raw is not None
+            and seen[0] is previous
+            and seen[1] == hashlib.sha256(raw).digest()
+        ):
             # The very bytes `previous` was parsed from: no need to parse them again.
             on_disk = _OnDisk(previous, raw, status)
         else:
             on_disk = (
-                _OnDisk(self._parse(raw), raw, status)
+                _OnDisk(self._parse([raw]), raw, status)
                 if raw is not None
                 else _OnDisk(State(), None, None)
             )
@@ -184,7 +199,9 @@ class FileBackend:
             # The first lock beside the target of a link: make sure the target is a state
             # (or nothing) before creating a file next to it. A state path that is a link to
             # /etc/passwd is refused here, and leaves no /etc/passwd.lock behind.
-            self._load()
+            raw, _status = self._read_raw()
+            if raw is not None:
+                self._parse([raw])
         try:
             self._make_parent()
             # O_NOFOLLOW: a lock name that someone made a link cannot redirect the write of
@@ -243,12 +260,6 @@ class FileBackend:
             reason = _os_reason(exc)
             raise StateError(f"cannot write the lock file {self._lock_shown}: {reason}") from exc
 
-    def _load(self) -> _OnDisk:
-        raw, status = self._read_raw()
-        if raw is None:
-            return _OnDisk(State(), None, None)
-        return _OnDisk(self._parse(raw), raw, status)
-
     def _read_raw(self) -> tuple[bytes | None, os.stat_result | None]:
         """The file's bytes and status; (None, None) when it does not exist."""
         try:
@@ -272,13 +283,19 @@ class FileBackend:
             os.close(fd)
         return raw, status
 
-    def _parse(self, raw: bytes) -> State:
+    def _parse(self, box: list[bytes]) -> State:
+        """The state in the bytes `box` holds; the box is emptied, so that the bytes can be
+        freed before the JSON parse (450 MB at a million mailboxes, docs/performance.md)."""
+        raw = box.pop()
+        verdicts = self.verdicts
+        key = verdicts.key("state-valid", raw) if verdicts is not None else None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise self._refused(
                 f"it is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
             ) from None
+        del raw
         if not text.strip():
             raise self._refused("it is empty")
         try:
@@ -304,8 +321,6 @@ class FileBackend:
                 f"it has format_version {version}, and this mailgitops reads only "
                 f"format_version {FORMAT_VERSION}: use the mailgitops that wrote it"
             )
-        verdicts = self.verdicts
-        key = verdicts.key("state-valid", raw) if verdicts is not None else None
         if verdicts is not None and key is not None and verdicts.get(key) is True:
             problems: list[str] = []
         else:
@@ -412,10 +427,13 @@ def _odd_constant(odd: list[str], name: str) -> float:
 
 
 def _checked_object(odd: list[str], pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    for key, value in pairs:
-        if key in SECRET_KEYS and value is not None and not is_ref(value):
-            odd.append(key)
-    return _reject_duplicate_keys(pairs)
+    result = _reject_duplicate_keys(pairs)
+    if not SECRET_KEYS.isdisjoint(result):  # in C: most objects hold no secret key
+        for key in SECRET_KEYS.intersection(result):
+            value = result[key]
+            if value is not None and not is_ref(value):
+                odd.append(key)
+    return result
 
 
 def _shown(path: Path) -> str:
@@ -423,11 +441,13 @@ def _shown(path: Path) -> str:
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKeyError(f"the key {json.dumps(key)} appears twice in one object")
-        result[key] = value
+    result = dict(pairs)  # in C; a key seen twice leaves the dict shorter than the pairs
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(f"the key {json.dumps(key)} appears twice in one object")
+            seen.add(key)
     return result
 
 
