@@ -438,7 +438,7 @@ def test_kill_9_mid_write_leaves_a_usable_state(
 
 
 def test_symlinked_state_is_written_through_to_its_target(tmp_path: Path) -> None:
-    target = tmp_path / "shared" / "live.json"
+    target = tmp_path / "state-dir" / "live.json"
     link = tmp_path / "repo" / "mailgitops.state.json"
     link.parent.mkdir()
     target.parent.mkdir()

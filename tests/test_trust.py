@@ -628,7 +628,7 @@ def test_the_readme_workflow_in_another_checkout(
 
     monkeypatch.setenv("ALICE_PW", "a")
     monkeypatch.setenv("BOB_PW", "b")
-    settings = ACCESS + "state:\n  backend: file\n  path: ../shared/live.json\n"
+    settings = ACCESS + "state:\n  backend: file\n  path: ../state-dir/live.json\n"
     pr = standard(tmp_path / "pr", **{"mailgitops.yaml": settings})
     monkeypatch.chdir(pr)
     assert main(["plan", "--format", "markdown", "--out", "plan.json", "--actor", "root"]) == 0
@@ -640,7 +640,7 @@ def test_the_readme_workflow_in_another_checkout(
     code = main(["apply", "plan.json", "--actor", "root", "--lock-timeout", "300"])
     out, err = capsys.readouterr()
     assert code == 0 and "Apply complete" in out, err
-    assert (tmp_path / "shared/live.json").exists()
+    assert (tmp_path / "state-dir/live.json").exists()
 
 
 def test_a_plan_file_is_not_applied_outside_a_config_root(cli: Cli, tmp_path: Path) -> None:
