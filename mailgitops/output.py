@@ -107,10 +107,11 @@ class Progress:
 
     WIDTH = 30
 
-    def __init__(self, total: int, label: str, minimum: int = 20) -> None:
+    def __init__(self, total: int, label: str, minimum: int = 20, unit: str = "") -> None:
         self.total = total
         self.done = 0
-        self.label = label
+        self.label = f"{label} " if label else ""
+        self.unit = unit
         isatty = getattr(sys.stderr, "isatty", None)
         self.shown = total >= minimum and bool(isatty and isatty())
 
@@ -123,7 +124,7 @@ class Progress:
         if self.shown:
             filled = self.WIDTH * self.done // max(self.total, 1)
             bar = "#" * filled + "." * (self.WIDTH - filled)
-            sys.stderr.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
+            sys.stderr.write(f"\r{self.label}[{bar}] {self.done}/{self.total}{self.unit}")
             sys.stderr.flush()
 
     def line(self, text: str) -> None:

@@ -22,16 +22,18 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def progress_bar() -> Progress | None:
-    """A progress bar on stderr when it is a terminal (never in a CI log); None otherwise."""
+    """The bar of output.Progress on stderr when it is a terminal (never in a CI log), fed by
+    the runner's (done, total) callbacks; None otherwise."""
     if not sys.stderr.isatty():
         return None
-    width = 30
+    bar: output.Progress | None = None
 
     def show(done: int, total: int) -> None:
-        filled = width * done // total
-        output.err(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} providers", end="")
+        nonlocal bar
+        if bar is None:
+            bar = output.Progress(total, "", minimum=1, unit=" providers")
+        bar.step()
         if done == total:
-            output.err("\r" + " " * (width + 30) + "\r", end="")
-        sys.stderr.flush()
+            bar.close()
 
     return show
