@@ -10,6 +10,19 @@ from mailgitops.output import visible
 Severity = Literal["error", "warning"]
 
 
+@dataclass(frozen=True)
+class Place:
+    """A place in the config: FILE relative to the config root, 1-based LINE and COL. Where an
+    entry is defined, and where a diagnostic points."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
 @dataclass(frozen=True, order=True)
 class Diagnostic:
     file: str
@@ -42,7 +55,7 @@ def sort_key(diag: Diagnostic) -> tuple[str, int, int, str, str]:
     return (diag.file, diag.line, diag.col, diag.rule, diag.message)
 
 
-class Collector:
+class Diagnostics:
     """Gathers every finding of a run; checks never stop at the first one."""
 
     def __init__(self) -> None:
@@ -61,10 +74,6 @@ class Collector:
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.sorted() if d.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.sorted() if d.severity == "warning"]
 
     def sorted(self) -> list[Diagnostic]:
         return sorted(set(self.items), key=sort_key)

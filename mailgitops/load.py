@@ -103,7 +103,7 @@ class _TooDeep(Exception):
 class _Loader(_BaseLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self.problems: list[tuple[int, int, str, str]] = []  # line, col, message, rule
+        self.diagnostics: list[tuple[int, int, str, str]] = []  # line, col, message, rule
         self.secret_ids: set[int] = set()
 
 
@@ -172,7 +172,7 @@ def _scalar_note(loader: _Loader, node: Node) -> str | None:
             return str(node.value)
         value = loader.construct_object(node)
         line, col = _mark(node)
-        loader.problems.append(
+        loader.diagnostics.append(
             (
                 line,
                 col,
@@ -202,12 +202,12 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[MarkedDict]:
         kline, kcol = _mark(key_node)
         if not isinstance(key, str):
             if isinstance(key_node, ScalarNode) and id(key_node) in secret:
-                loader.problems.append(
+                loader.diagnostics.append(
                     (kline, kcol, "a key inside a secret must be a string", "yaml-key")
                 )
                 key = str(key_node.value)
             elif isinstance(key_node, ScalarNode):
-                loader.problems.append(
+                loader.diagnostics.append(
                     (
                         kline,
                         kcol,
@@ -218,11 +218,11 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[MarkedDict]:
                 )
                 key = str(key_node.value)
             else:
-                loader.problems.append((kline, kcol, "a key must be a plain string", "yaml-key"))
+                loader.diagnostics.append((kline, kcol, "a key must be a plain string", "yaml-key"))
                 continue
         if index >= first_own:
             if key in seen:
-                loader.problems.append(
+                loader.diagnostics.append(
                     (
                         kline,
                         kcol,
@@ -275,7 +275,7 @@ def _construct_text(loader: _Loader, node: ScalarNode) -> str:
 
 def _construct_unsupported(loader: _Loader, node: Node) -> None:
     line, col = _mark(node)
-    loader.problems.append(
+    loader.diagnostics.append(
         (line, col, f"the YAML tag {node.tag} is not supported here", "yaml-tag")
     )
 
@@ -389,7 +389,7 @@ class Document:
 
     path: str  # relative to the config root, with forward slashes
     data: Any
-    problems: list[Diagnostic] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
     raw: bytes = b""
     root_mark: tuple[int, int] = (1, 1)
     item_marks: list[tuple[int, int]] = field(default_factory=list)
@@ -410,7 +410,7 @@ class Document:
         return self._marked
 
     def problem(self, line: int, col: int, message: str, rule: str) -> None:
-        self.problems.append(Diagnostic(self.path, line, col, "error", message, rule))
+        self.diagnostics.append(Diagnostic(self.path, line, col, "error", message, rule))
 
 
 def _too_deep(text: str) -> bool:
@@ -572,7 +572,7 @@ def parse(raw: bytes, relpath: str, budget: ParseBudget | None = None) -> Docume
         return doc
     fast = _FastLoader(text)
     data = _load(fast, text, doc)
-    if doc.problems or data is None:
+    if doc.diagnostics or data is None:
         return doc
     if fast.suspicious:
         doc.data = _marked(text, doc)
@@ -586,7 +586,7 @@ def _marked(text: str, doc: Document) -> Any:
     place (duplicate keys, YAML 1.1 surprises) added to `doc`."""
     loader = _Loader(text)
     data = _load(loader, text, doc)
-    for line, col, message, rule in loader.problems:
+    for line, col, message, rule in loader.diagnostics:
         doc.problem(line, col, message, rule)
     return data
 
@@ -723,7 +723,7 @@ def parse_cached(
 
 def remember(doc: Document, cache: Cache | None) -> None:
     """Cache a document that has no finding of its own: loaded and schema-valid."""
-    if cache is None or doc.clean or doc.cache_key is None or doc.problems or doc.data is None:
+    if cache is None or doc.clean or doc.cache_key is None or doc.diagnostics or doc.data is None:
         return
     cache.put(
         doc.cache_key,
@@ -739,7 +739,7 @@ class Tree:
     settings: Document | None
     providers: list[Document]
     mailboxes: list[Document]
-    notices: list[Diagnostic] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
 TEMPLATE_SUFFIX = ".yaml.j2"
@@ -869,7 +869,7 @@ def load_tree(root: Path, cache: Cache | None = None, inspect: Inspect | None = 
         from mailgitops import templating
 
         inputs = templating.template_inputs(root, settings)
-        notices += inputs.problems
+        notices += inputs.diagnostics
 
         def one(rel: str) -> Document:
             if rel.endswith(TEMPLATE_SUFFIX):
@@ -881,7 +881,7 @@ def load_tree(root: Path, cache: Cache | None = None, inspect: Inspect | None = 
         for rel in files:
             stopped = budget.stopped()
             doc = _unusable(rel, *stopped) if stopped is not None else one(rel)
-            budget.errors += len(doc.problems) + (inspect(doc, folder) if inspect else 0)
+            budget.errors += len(doc.diagnostics) + (inspect(doc, folder) if inspect else 0)
             folders[folder].append(doc)
     return Tree(root, settings, folders[PROVIDERS_DIR], folders[MAILBOXES_DIR], notices)
 

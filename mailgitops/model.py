@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from mailgitops.diagnostics import Place
+
 Security = Literal["ssl_tls", "starttls", "none"]
 ServiceType = Literal["imap", "exchange"]
 LoginFormat = Literal["email_address", "mailbox_name", "manual"]
@@ -73,18 +75,6 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
         }
     ),
 }
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where an entry is defined: FILE relative to the config root, 1-based LINE and COL."""
-
-    file: str
-    line: int
-    col: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
 
 
 class SecretRef(NamedTuple):
@@ -170,7 +160,7 @@ class Provider:
     login_format: LoginFormat
     auth: Auth
     display_name: str | None = None
-    source: Source | None = field(default=None, compare=False)
+    source: Place | None = field(default=None, compare=False)
 
     def attrs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"service_type": self.service_type}
@@ -228,7 +218,7 @@ class Mailbox(NamedTuple):
     signature: str | None = None
     sync: Sync = Sync()
     shared_with: tuple[Share, ...] = ()
-    source: Source | None = None
+    source: Place | None = None
 
     def attrs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"provider": self.provider, "owner": self.owner, "login": self.login}

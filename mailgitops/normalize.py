@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailgitops.diagnostics import Place
 from mailgitops.errors import ConfigError
 from mailgitops.model import (
     DEFAULT_IMAP_PORT,
@@ -21,7 +22,6 @@ from mailgitops.model import (
     SecretRef,
     Share,
     SmtpServer,
-    Source,
     Sync,
 )
 from mailgitops.validate import CheckedConfig, MailboxEntry, ProviderEntry
@@ -86,7 +86,7 @@ def provider(entry: ProviderEntry) -> Provider:
         login_format=data.get("login_format", "email_address"),
         auth=auth,
         display_name=data.get("display_name"),
-        source=Source(entry.doc.path, *entry.doc.root_mark),
+        source=Place(entry.doc.path, *entry.doc.root_mark),
     )
 
 
@@ -122,14 +122,14 @@ def mailbox(entry: MailboxEntry, providers: dict[str, Provider]) -> Mailbox:
         signature=data.get("signature"),
         sync=sync,
         shared_with=shares,
-        source=Source(entry.doc.path, *entry.mark),
+        source=Place(entry.doc.path, *entry.mark),
     )
 
 
 def build(checked: CheckedConfig) -> Config:
     if not checked.ok:
         raise ConfigError(
-            f"the config has {len(checked.findings.errors)} error(s); "
+            f"the config has {len(checked.diagnostics.errors)} error(s); "
             "run `mailgitops validate` to see them"
         )
     providers: dict[str, Provider] = {}

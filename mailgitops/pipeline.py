@@ -90,9 +90,9 @@ class Project:
             self._entries_freed = False
         return self._checked
 
-    def checked_findings(self) -> list[Diagnostic]:
+    def checked_diagnostics(self) -> list[Diagnostic]:
         """The findings of the full check, if it ran (a failure may come before it)."""
-        return self._checked.findings.sorted() if self._checked is not None else []
+        return self._checked.diagnostics.sorted() if self._checked is not None else []
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -136,7 +136,9 @@ class Project:
                     self._desired = desired, warnings
                     return self._desired
         config = require_config(self, state)
-        warnings = tuple(str(d) for d in self.checked.findings.sorted() if d.severity == "warning")
+        warnings = tuple(
+            str(d) for d in self.checked.diagnostics.sorted() if d.severity == "warning"
+        )
         if self._checked is not None:
             # Freed before the desired entries are built and the state is read, the parsed
             # files are not all in memory at once with them (a million mailboxes,
@@ -195,7 +197,7 @@ def require_config(
 ) -> Config:
     checked = project.checked
     if not checked.ok:
-        diags = checked.findings.sorted()
+        diags = checked.diagnostics.sorted()
         report_findings(diags)
         if callable(state):
             try:
@@ -205,7 +207,7 @@ def require_config(
         refusals = removed_provider_refusals(checked, state) if state is not None else []
         for refusal in refusals:
             output.error(str(refusal))
-        errors = len(checked.findings.errors)
+        errors = len(checked.diagnostics.errors)
         raise ConfigError(f"the config has {errors} error(s); nothing was {done}", refusals)
     return normalize.build(checked)
 
@@ -216,7 +218,7 @@ def rule_settings(project: Project) -> dict[str, Any]:
     checked = project._checked if project._checked is not None else check_settings(project.root)
     broken = [
         d
-        for d in checked.findings.errors
+        for d in checked.diagnostics.errors
         if d.file == SETTINGS_FILE or d.rule == "settings-name"  # a near-named settings file
     ]
     if broken:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mailgitops import __version__
+from mailgitops.diagnostics import Place
 from mailgitops.errors import MailgitopsError
-from mailgitops.model import KEEP_LIVE, KNOWN_KEYS, SENSITIVE_PATHS, Config, Source
+from mailgitops.model import KEEP_LIVE, KNOWN_KEYS, SENSITIVE_PATHS, Config
 from mailgitops.state.base import State
 
 Action = Literal["create", "update", "delete", "adopt"]
@@ -45,7 +46,7 @@ class Change:
     before: dict[str, Any] | None  # the live entry, without `managed`
     after: dict[str, Any] | None  # the desired entry
     diff: tuple[AttrChange, ...] = ()
-    source: Source | None = None  # where the entry is in the config
+    source: Place | None = None  # where the entry is in the config
     live_key: str | None = None  # the live entry's key when it differs (address case)
     notes: tuple[str, ...] = ()
 
@@ -79,7 +80,7 @@ class Change:
                 AttrChange(d["path"], d.get("before"), d.get("after"), d.get("sensitive", False))
                 for d in data.get("diff", [])
             ),
-            source=Source(src["file"], src["line"], 1) if src else None,
+            source=Place(src["file"], src["line"], 1) if src else None,
             live_key=data.get("live_key"),
             notes=tuple(data.get("notes", ())),
         )
@@ -448,7 +449,7 @@ def _as_live_keeps(kind: Kind, after: dict[str, Any], before: dict[str, Any]) ->
 
 def _compare(
     kind: Kind,
-    desired: dict[str, tuple[dict[str, Any], Source | None]],
+    desired: dict[str, tuple[dict[str, Any], Place | None]],
     live: dict[str, dict[str, Any]],
 ) -> tuple[list[Change], list[Change], list[Unmanaged]]:
     """(creates/updates/adopts, deletes, unmanaged) for one kind of entry."""
@@ -530,7 +531,7 @@ def _derived_notes(changes: list[Change]) -> list[Change]:
     return out
 
 
-Entry = tuple[dict[str, Any], Source | None]
+Entry = tuple[dict[str, Any], Place | None]
 
 
 @dataclass(frozen=True)
@@ -561,7 +562,7 @@ class Desired:
     def from_json(cls, data: dict[str, Any]) -> Desired:
         def side(entries: dict[str, Any]) -> dict[str, Entry]:
             return {
-                key: (attrs, Source(src[0], src[1], src[2]) if src else None)
+                key: (attrs, Place(src[0], src[1], src[2]) if src else None)
                 for key, (attrs, src) in entries.items()
             }
 

@@ -498,7 +498,7 @@ class Inputs:
     """What every template of a run sees, and the digest of it that keys their cache."""
 
     variables: dict[str, Any]
-    problems: list[Diagnostic] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
     digest: bytes = b""
     deadline: float = field(default_factory=lambda: time.monotonic() + RUN_TIME_BUDGET_SECONDS)
 
@@ -616,8 +616,8 @@ def template_inputs(root: Path, settings: Document | None) -> Inputs:
             continue
         seen[stem] = rel
         doc = _load_json(raw, rel) if rel.endswith(".json") else parse(raw, rel)
-        problems.extend(doc.problems)
-        if doc.data is not None and not doc.problems:
+        problems.extend(doc.diagnostics)
+        if doc.data is not None and not doc.diagnostics:
             data[stem] = _plain(doc.data)
     variables["data"] = data
     digest.update(b"\0templates\0" + shared_templates_digest(root))
@@ -665,7 +665,7 @@ def input_parts(root: Path) -> list[bytes]:
 @dataclass
 class Rendered:
     text: str | None  # None when the render failed
-    problems: list[Diagnostic]
+    diagnostics: list[Diagnostic]
 
 
 _RULES: tuple[tuple[type[BaseException], str], ...] = (
@@ -799,9 +799,9 @@ def read_template(
             return parse_cached(hit["text"].encode(), relpath, cache, budget)
     rendered = render_file(root, relpath, raw, inputs)
     if rendered.text is None:
-        return Document(relpath, None, problems=rendered.problems)
+        return Document(relpath, None, diagnostics=rendered.diagnostics)
     doc = parse_cached(rendered.text.encode(), relpath, cache, budget)
-    if key is not None and cache is not None and not doc.problems:
+    if key is not None and cache is not None and not doc.diagnostics:
         cache.put(key, {"text": rendered.text})
     return doc
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from mailgitops import identifiers, schemacheck, secrets
 from mailgitops.cache import Cache
-from mailgitops.diagnostics import Collector, Diagnostic
+from mailgitops.diagnostics import Diagnostic, Diagnostics
 from mailgitops.load import (
     MAILBOXES_DIR,
     PROVIDERS_DIR,
@@ -135,14 +135,14 @@ class CheckedConfig:
     (normalize.py turns them into the typed model when there is no error)."""
 
     root: Path
-    findings: Collector
+    diagnostics: Diagnostics
     providers: list[ProviderEntry] = field(default_factory=list)
     mailboxes: list[MailboxEntry] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not any(d.severity == "error" for d in self.findings.items)
+        return not any(d.severity == "error" for d in self.diagnostics.items)
 
 
 _SCHEMA_OF = {PROVIDERS_DIR: "provider", MAILBOXES_DIR: "mailboxes"}
@@ -167,32 +167,32 @@ def check_config(root: Path, cache: Cache | None = None) -> CheckedConfig:
 def check_settings(root: Path) -> CheckedConfig:
     """mailgitops.yaml alone, read from the file (never the cache) and checked: what the rules
     of a plan read when the rest of the config came from the cache."""
-    checked = CheckedConfig(root, Collector())
-    checked.findings.extend(settings_problems(root))  # a near-named settings file
+    checked = CheckedConfig(root, Diagnostics())
+    checked.diagnostics.extend(settings_problems(root))  # a near-named settings file
     if os.path.lexists(root / SETTINGS_FILE):  # a directory or FIFO there is an error
         _check_settings(read(root, SETTINGS_FILE), checked)
     return checked
 
 
 def check_tree(tree: Tree) -> CheckedConfig:
-    found = Collector()
-    found.extend(tree.notices)
+    found = Diagnostics()
+    found.extend(tree.diagnostics)
     checked = CheckedConfig(tree.root, found)
     if tree.settings is not None:
         _check_settings(tree.settings, checked)
     for doc in tree.providers:
-        found.extend(doc.problems)
+        found.extend(doc.diagnostics)
         if doc.data is None:
             continue
         if not isinstance(doc.data, dict):
             found.add(doc.path, 1, 1, "a provider file must be a mapping", "type")
             continue
         schema_problems = schemacheck.check(doc, "provider")
-        doc.problems.extend(schema_problems)  # a document with problems is never cached
+        doc.diagnostics.extend(schema_problems)  # a document with problems is never cached
         found.extend(schema_problems)
         checked.providers.append(ProviderEntry(doc, doc.data))
     for doc in tree.mailboxes:
-        found.extend(doc.problems)
+        found.extend(doc.diagnostics)
         if doc.data is None:
             continue
         if not isinstance(doc.data, dict):
@@ -201,7 +201,7 @@ def check_tree(tree: Tree) -> CheckedConfig:
             )
             continue
         schema_problems = schemacheck.check(doc, "mailboxes")
-        doc.problems.extend(schema_problems)
+        doc.diagnostics.extend(schema_problems)
         found.extend(schema_problems)
         _collect_mailboxes(doc, checked)
     _check_providers(checked)
@@ -224,7 +224,7 @@ def _check_identifiers(checked: CheckedConfig) -> None:
     """No identifier holds a character a reader cannot see (identifiers.py). The schema's
     patterns refuse most of them already where they are strict (names, hosts); owners, users
     and the local part of an address have no pattern that could."""
-    found = checked.findings
+    found = checked.diagnostics
 
     def check(
         entry: ProviderEntry | MailboxEntry, where: tuple[str | int, ...], what: str, value: Any
@@ -268,8 +268,8 @@ def _rendered_place(diag: Diagnostic) -> Diagnostic:
 
 
 def _check_settings(doc: Document, checked: CheckedConfig) -> None:
-    found = checked.findings
-    found.extend(doc.problems)
+    found = checked.diagnostics
+    found.extend(doc.diagnostics)
     if doc.data is None:
         return
     if not isinstance(doc.data, dict):
@@ -291,7 +291,7 @@ def _check_settings(doc: Document, checked: CheckedConfig) -> None:
         )
 
 
-def _check_access(doc: Document, found: Collector) -> None:
+def _check_access(doc: Document, found: Diagnostics) -> None:
     """The access lists name users consistently. The schema leaves these to us so that each
     finding names its place: the later occurrence of a duplicate, the empty list itself."""
     access = doc.data.get("access")
@@ -374,11 +374,13 @@ def _collect_mailboxes(doc: Document, checked: CheckedConfig) -> None:
         checked.mailboxes.append(entry)
         if "owner" not in merged:
             line, col = entry.mark
-            checked.findings.add(doc.path, line, col, "missing required key `owner`", "missing-key")
+            checked.diagnostics.add(
+                doc.path, line, col, "missing required key `owner`", "missing-key"
+            )
 
 
 def _check_providers(checked: CheckedConfig) -> None:
-    found = checked.findings
+    found = checked.diagnostics
     names: dict[str, ProviderEntry] = {}
     domains: dict[str, tuple[ProviderEntry, int]] = {}
     for entry in checked.providers:
@@ -422,7 +424,7 @@ def _check_providers(checked: CheckedConfig) -> None:
         _check_auth(entry, found)
 
 
-def _check_port(entry: ProviderEntry, server: str, found: Collector) -> None:
+def _check_port(entry: ProviderEntry, server: str, found: Diagnostics) -> None:
     port = entry.get(server, "port")
     security = entry.get(server, "security", default="ssl_tls")
     if (
@@ -459,7 +461,7 @@ def _check_port(entry: ProviderEntry, server: str, found: Collector) -> None:
         )
 
 
-def _check_cleartext(entry: ProviderEntry, server: str, found: Collector) -> None:
+def _check_cleartext(entry: ProviderEntry, server: str, found: Diagnostics) -> None:
     """Basic auth over `security: none` sends every mailbox's password readable on the wire
     (the ISPDB lists such providers): allowed, but said."""
     if (
@@ -481,7 +483,7 @@ def _check_cleartext(entry: ProviderEntry, server: str, found: Collector) -> Non
     )
 
 
-def _check_auth(entry: ProviderEntry, found: Collector) -> None:
+def _check_auth(entry: ProviderEntry, found: Diagnostics) -> None:
     auth = entry.get("auth")
     if not isinstance(auth, dict):
         return
@@ -519,7 +521,7 @@ def _provider_setting(
 
 
 def _check_mailboxes(checked: CheckedConfig) -> None:
-    found = checked.findings
+    found = checked.diagnostics
     by_name = {e.name: e for e in checked.providers if e.name is not None}
     by_domain: dict[str, str] = {}
     for entry in checked.providers:
@@ -598,7 +600,10 @@ def _check_mailboxes(checked: CheckedConfig) -> None:
 
 
 def _resolve_provider(
-    mb: MailboxEntry, by_name: dict[str, ProviderEntry], by_domain: dict[str, str], found: Collector
+    mb: MailboxEntry,
+    by_name: dict[str, ProviderEntry],
+    by_domain: dict[str, str],
+    found: Diagnostics,
 ) -> str | None:
     path = mb.doc.path
     named = mb.merged.get("provider")
@@ -627,7 +632,7 @@ def _resolve_provider(
     return resolved
 
 
-def _check_login(mb: MailboxEntry, pentry: ProviderEntry | None, found: Collector) -> None:
+def _check_login(mb: MailboxEntry, pentry: ProviderEntry | None, found: Diagnostics) -> None:
     fmt = _provider_setting(
         pentry, "login_format", "email_address", ("email_address", "mailbox_name", "manual")
     )
@@ -654,7 +659,7 @@ def _check_login(mb: MailboxEntry, pentry: ProviderEntry | None, found: Collecto
         )
 
 
-def _check_password(mb: MailboxEntry, pentry: ProviderEntry | None, found: Collector) -> None:
+def _check_password(mb: MailboxEntry, pentry: ProviderEntry | None, found: Diagnostics) -> None:
     method = _provider_setting(pentry, "auth.method", "basic", ("basic", "oauth2"))
     if method is None or pentry is None:
         return
@@ -678,7 +683,7 @@ def _check_password(mb: MailboxEntry, pentry: ProviderEntry | None, found: Colle
         )
 
 
-def _check_capabilities(mb: MailboxEntry, pentry: ProviderEntry | None, found: Collector) -> None:
+def _check_capabilities(mb: MailboxEntry, pentry: ProviderEntry | None, found: Diagnostics) -> None:
     if pentry is None:
         return
     path = mb.doc.path
@@ -714,7 +719,7 @@ def _check_secret_policy(checked: CheckedConfig) -> None:
     """Secret references outside what mailgitops.yaml's `secrets:` section allows."""
     if not isinstance(checked.settings.get("secrets"), dict):
         return
-    found = checked.findings
+    found = checked.diagnostics
     for entry in checked.providers:
         for key in ("client_id", "client_secret"):
             ref = entry.get("auth", key)

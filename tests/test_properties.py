@@ -330,7 +330,7 @@ def write_config(root: Path, spec: ConfigSpec) -> None:
 def normalized(root: Path) -> Config:
     checked = check_config(root)
     assert checked.ok, "the generator made an invalid config:\n" + "\n".join(
-        str(d) for d in checked.findings.errors
+        str(d) for d in checked.diagnostics.errors
     )
     return normalize.build(checked)
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from mailgitops.diagnostics import Place
 from mailgitops.model import (
     Auth,
     ImapServer,
@@ -17,7 +18,6 @@ from mailgitops.model import (
     Provider,
     SecretRef,
     SmtpServer,
-    Source,
     Sync,
 )
 from mailgitops.plan import Change, Plan, Refusal, StateRef, Unmanaged, attribute_diff
@@ -81,7 +81,7 @@ def everything() -> Plan:
     adopted = mailbox("x@example.com", owner="carol")
     legacy_live = {"service_type": "imap", "domains": []}
     return make_plan(
-        Change("create", "provider", "corp", None, oauth_provider(), source=Source("p.yaml", 1, 1)),
+        Change("create", "provider", "corp", None, oauth_provider(), source=Place("p.yaml", 1, 1)),
         Change(
             "adopt",
             "provider",
@@ -98,7 +98,7 @@ def everything() -> Plan:
             adopted_live,
             adopted,
             attribute_diff(adopted_live, adopted),
-            Source("m.yaml", 3, 5),
+            Place("m.yaml", 3, 5),
             "X@example.com",
             ("owner change: bob -> carol (the live mailbox belongs to another user)",),
         ),
@@ -122,7 +122,7 @@ def test_text_create_lists_every_attribute_flattened() -> None:
                 "corp",
                 None,
                 provider(),
-                source=Source("providers.d/corp.yaml", 1, 1),
+                source=Place("providers.d/corp.yaml", 1, 1),
             )
         ),
         False,

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except MailgitopsError as exc:
         if args.format == "json":
             # Scripts read stdout: a check that could not start is still one JSON document.
-            output.out(report.render_json([], str(exc), project.checked_findings()), end="")
+            output.out(report.render_json([], str(exc), project.checked_diagnostics()), end="")
         raise
     results = run_checks(jobs, options, args.jobs, progress_bar())
     if args.format == "json":

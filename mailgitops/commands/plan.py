@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _failure(project: Project, exc: MailgitopsError) -> dict[str, Any]:
-    findings = project.checked_findings()
+    findings = project.checked_diagnostics()
     return {
         "format_version": 1,
         "error": str(exc),

@@ -144,16 +144,16 @@ def run(args: argparse.Namespace) -> int:
         names = [name for name in config_files(root) if name.endswith(TEMPLATE_SUFFIX)]
     settings = read(root, SETTINGS_FILE) if (root / SETTINGS_FILE).is_file() else None
     inputs = templating.template_inputs(root, settings)
-    problems = list(inputs.problems)
+    problems = list(inputs.diagnostics)
     budget = ParseBudget()
     for name in names:
         # As validate reads it: a link out of the root or a FIFO is refused, never printed.
         raw = read_raw(root, name, templating.MAX_TEMPLATE_BYTES)
         if isinstance(raw, Document):
-            problems += raw.problems
+            problems += raw.diagnostics
             continue
         rendered = templating.render_file(root, name, raw, inputs)
-        problems += rendered.problems
+        problems += rendered.diagnostics
         if rendered.text is None:
             continue
         # The file name and the text are the pull request's: escaped, neither can forge a

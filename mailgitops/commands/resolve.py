@@ -36,7 +36,7 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
     file, a provider file that could not be read, two claimants) are reported and refused."""
     if checked.ok:
         return normalize.build(checked).provider_for_domain(domain)
-    broken = {d.file for d in checked.findings.errors}
+    broken = {d.file for d in checked.diagnostics.errors}
     read = {entry.doc.path for entry in checked.providers}
     unread = sorted(f for f in broken if f.startswith(f"{PROVIDERS_DIR}/") and f not in read)
     claimants = []
@@ -55,14 +55,14 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
     doubtful = [e.doc.path for e in claimants if e.doc.path in broken]
     if doubtful or len(claimants) > 1 or (not claimants and unread):
         files = (doubtful or [e.doc.path for e in claimants]) if claimants else unread
-        relevant = sorted(d for d in checked.findings.sorted() if d.file in files)
+        relevant = sorted(d for d in checked.diagnostics.sorted() if d.file in files)
         report_findings([d for d in relevant if d.severity == "error"])
         raise ConfigError(
             f"cannot tell which provider serves `{domain}`: "
             f"{output.visible(', '.join(sorted(set(files))))} "
             "has errors; `mailgitops validate` lists every error"
         )
-    errors = len(checked.findings.errors)
+    errors = len(checked.diagnostics.errors)
     output.warn(
         f"the config has {errors} error(s) in files that do not change this answer; "
         "`mailgitops validate` lists them"

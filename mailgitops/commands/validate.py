@@ -44,7 +44,7 @@ def render_text(diags: list[Diagnostic], color: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     checked = check_config(Path(args.root), open_cache(disabled=args.no_cache))
-    diags = checked.findings.sorted()
+    diags = checked.diagnostics.sorted()
     errors = sum(1 for d in diags if d.severity == "error")
     warnings = len(diags) - errors
     failed = errors > 0 or (args.strict and warnings > 0)
