@@ -126,6 +126,14 @@ class Cache:
             _private_dir(path.parent)
             atomic_write(path, self._mac(key, body) + b"\n" + body, mode=0o600, durable=False)
 
+    # The file state backend's verdicts (state/file_format.StateVerdicts): whether the state
+    # file whose bytes have this sha256 passed the schema check before.
+    def state_known_valid(self, digest: bytes) -> bool:
+        return self.get(self.key("state-valid", digest)) is True
+
+    def remember_state_valid(self, digest: bytes) -> None:
+        self.put(self.key("state-valid", digest), True)
+
 
 def _private_dir(path: Path) -> None:
     """A directory only its owner can read: entries say what a config holds."""

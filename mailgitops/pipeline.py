@@ -108,10 +108,11 @@ class Project:
 
     def backend(self, state_arg: str | None) -> StateBackend:
         setting = self.settings.get("state")
-        backend = open_backend(state_arg, self.root, setting if isinstance(setting, dict) else None)
+        backend = open_backend(
+            state_arg, self.root, setting if isinstance(setting, dict) else None, self.cache
+        )
         if isinstance(backend, FileBackend):
             _refuse_state_in_config(backend, self.root)
-            backend.verdicts = self.cache
         return backend
 
     def desired(

@@ -33,7 +33,9 @@ from mailgitops.cli import main
 from mailgitops.errors import StateError
 from mailgitops.state import open_backend
 from mailgitops.state.base import State, StateBackend
-from mailgitops.state.postgres import PostgresBackend, application_name, workspace_lock_key
+from mailgitops.state.postgres import PostgresBackend
+from mailgitops.state.postgres_connection import application_name
+from mailgitops.state.postgres_lock import workspace_lock_key
 
 ALICE_PW = "alice-pw-Zq8#value"
 BOB_PW = "bob-pw-Kx3!value"
