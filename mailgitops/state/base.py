@@ -1,4 +1,5 @@
-"""The live state and the interface every state backend implements.
+"""The live state, the interface every state backend implements, and what every backend says
+when it refuses a state (so that they refuse alike, in the same words).
 
 Entries are kept as plain dicts: they are the JSON edge of the tool, and entries made outside
 mailgitops may hold only some attributes (SPEC §3)."""
@@ -82,6 +83,9 @@ class StateBackend(Protocol):
         ...
 
 
+# -- refusals shared by the backends ---------------------------------------------------------------
+
+
 def refuse_if_changed(current: State, previous: State, where: str) -> None:
     """Before a write: the state as it is now must be the `previous` one the command read and
     planned against. Someone that does not take the lock (a hand edit, an export job, psql)
@@ -94,6 +98,14 @@ def changed_while_running(where: str) -> StateError:
     return StateError(
         f"state {where} changed while this command was running; nothing was written. Run the "
         "command again to plan against the current state."
+    )
+
+
+def unusable(where: str, reason: str, remedy: str) -> StateError:
+    """A stored state that cannot be used: it is then never overwritten, whatever the command."""
+    return StateError(
+        f"cannot use state {where}: {reason}\n"
+        f"mailgitops never overwrites a state it cannot read: {remedy}."
     )
 
 

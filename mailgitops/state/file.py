@@ -30,10 +30,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mailgitops.errors import StateError
 from mailgitops.output import visible
 from mailgitops.state import file_format, file_io
-from mailgitops.state.base import State, refuse_if_changed
+from mailgitops.state.base import State, refuse_if_changed, unusable
 from mailgitops.state.file_format import StateVerdicts
 from mailgitops.state.file_lock import flocked
 
@@ -132,10 +131,7 @@ class FileBackend:
                 if self.backup_path.is_file()
                 else ""
             )
-            raise StateError(
-                f"cannot use state {self.shown}: {exc}\n"
-                f"mailgitops never overwrites a state it cannot read: fix it by hand{restore}."
-            ) from None
+            raise unusable(self.shown, str(exc), f"fix it by hand{restore}") from None
 
 
 def _shown(path: Path) -> str:

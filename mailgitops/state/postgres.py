@@ -51,6 +51,7 @@ from mailgitops.state.base import (
     refuse_if_changed,
     refuse_invalid_write,
     schema_refusal,
+    unusable,
 )
 from mailgitops.state.dsn import split_workspace
 from mailgitops.state.postgres_connection import Connection, Database
@@ -174,12 +175,12 @@ class PostgresBackend:
         return dict(conn.execute(query.format(**names), (self.workspace,)))
 
     def _refused(self, reason: str) -> StateError:
-        return StateError(
-            f"cannot use state {self.describe()}: {reason}\n"
-            "mailgitops never overwrites a state it cannot read: fix the rows by hand, or "
-            "remove the workspace (DELETE FROM mailgitops_workspace WHERE workspace = "
-            f"'{self.workspace}' removes its entries too) and `mailgitops state push` a good "
-            "copy."
+        return unusable(
+            self.describe(),
+            reason,
+            "fix the rows by hand, or remove the workspace (DELETE FROM mailgitops_workspace "
+            f"WHERE workspace = '{self.workspace}' removes its entries too) and `mailgitops "
+            "state push` a good copy",
         )
 
     # -- writing ------------------------------------------------------------------------------
