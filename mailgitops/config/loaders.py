@@ -69,37 +69,35 @@ def secret_nodes(root: Node) -> set[int]:
     visited once, so aliases cost nothing extra. Only a document with aliases needs this
     walk: without them _construct_map marks each secret value as it meets its key."""
     secret: set[int] = set()
-    seen: set[int] = set()
-    stack = [root]
+    for node in _unseen(root, set()):
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode) and key.value in SECRET_KEYS:
+                    _add_subtree(value, secret)
+    return secret
+
+
+def _add_subtree(top: Node, into: set[int]) -> None:
+    for _node in _unseen(top, into):
+        pass
+
+
+def _unseen(top: Node, seen: set[int]) -> Iterator[Node]:
+    """Each node reachable from `top` whose id is not in `seen`, once (its id is added)."""
+    stack = [top]
     while stack:
         node = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if isinstance(node, MappingNode):
-            for key, value in node.value:
-                if isinstance(key, ScalarNode) and key.value in SECRET_KEYS:
-                    _add_subtree(value, secret)
-                stack.extend((key, value))
-        elif isinstance(node, SequenceNode):
-            stack.extend(node.value)
-    return secret
-
-
-def _add_subtree(top: Node, into: set[int]) -> None:
-    stack = [top]
-    while stack:
-        node = stack.pop()
-        if id(node) in into:
-            continue
-        into.add(id(node))
+        yield node
         if isinstance(node, MappingNode):
             stack.extend(part for pair in node.value for part in pair)
         elif isinstance(node, SequenceNode):
             stack.extend(node.value)
 
 
-def node_place(node: Node) -> tuple[int, int]:
+def place_of_node(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
@@ -126,7 +124,7 @@ def _scalar_note(loader: MarkingLoader, node: Node) -> str | None:
             # The schema refuses a number there, with a message that does not quote it.
             return str(node.value)
         value = loader.construct_object(node)
-        line, col = node_place(node)
+        line, col = place_of_node(node)
         loader.diagnostics.append(
             (
                 line,
@@ -142,7 +140,7 @@ def _scalar_note(loader: MarkingLoader, node: Node) -> str | None:
 
 def _construct_map(loader: MarkingLoader, node: MappingNode) -> Iterator[MarkedDict]:
     data = MarkedDict()
-    data.line, data.col = node_place(node)
+    data.line, data.col = place_of_node(node)
     data.marks = {}
     yield data
     secret = loader.secret_ids
@@ -154,7 +152,7 @@ def _construct_map(loader: MarkingLoader, node: MappingNode) -> Iterator[MarkedD
     seen: dict[str, int] = {}
     for index, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=False)
-        kline, kcol = node_place(key_node)
+        kline, kcol = place_of_node(key_node)
         if not isinstance(key, str):
             if isinstance(key_node, ScalarNode) and id(key_node) in secret:
                 loader.diagnostics.append(
@@ -187,7 +185,7 @@ def _construct_map(loader: MarkingLoader, node: MappingNode) -> Iterator[MarkedD
                     )
                 )
             seen[key] = kline
-        vline, vcol = node_place(value_node)
+        vline, vcol = place_of_node(value_node)
         data.marks[key] = (kline, kcol, vline, vcol)
         if key in SECRET_KEYS and id(value_node) not in secret:
             _add_subtree(value_node, secret)  # before its note is taken, and its children built
@@ -211,11 +209,11 @@ def _annotate(loader: MarkingLoader, data: MarkedDict | MarkedList, key: Any, no
 
 def _construct_seq(loader: MarkingLoader, node: SequenceNode) -> Iterator[MarkedList]:
     data = MarkedList()
-    data.line, data.col = node_place(node)
+    data.line, data.col = place_of_node(node)
     data.marks = {}
     yield data
     for index, child in enumerate(node.value):
-        line, col = node_place(child)
+        line, col = place_of_node(child)
         data.marks[index] = (line, col, line, col)
         _annotate(loader, data, index, child)
         data.append(loader.construct_object(child, deep=False))
@@ -227,7 +225,7 @@ def _construct_text(loader: MarkingLoader, node: ScalarNode) -> str:
 
 
 def _construct_unsupported(loader: MarkingLoader, node: Node) -> None:
-    line, col = node_place(node)
+    line, col = place_of_node(node)
     loader.diagnostics.append(
         (line, col, f"the YAML tag {node.tag} is not supported here", "yaml-tag")
     )

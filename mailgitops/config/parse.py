@@ -28,7 +28,7 @@ from mailgitops.config.loaders import (
     MarkedDict,
     MarkedList,
     MarkingLoader,
-    node_place,
+    place_of_node,
     secret_nodes,
 )
 from mailgitops.diagnostics import Diagnostic
@@ -36,7 +36,7 @@ from mailgitops.diagnostics import Diagnostic
 
 @dataclass
 class Document:
-    """One YAML file: its data (None when it could not be read) and the problems found."""
+    """One YAML file: its data (None when it could not be read) and its diagnostics."""
 
     path: str  # relative to the config root, with forward slashes
     data: Any
@@ -74,7 +74,7 @@ def _tab_at(text: str, mark: Any) -> bool:
     return "\t" in line[: mark.column + 1]
 
 
-def _position(raw: bytes, offset: int) -> tuple[int, int]:
+def _place_at(raw: bytes, offset: int) -> tuple[int, int]:
     before = raw[:offset]
     line = before.count(b"\n") + 1
     col = offset - (before.rfind(b"\n") + 1) + 1
@@ -94,7 +94,7 @@ def parse(raw: bytes, relpath: str, budget: ParseBudget | None = None) -> Docume
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line, col = _position(raw, exc.start)
+        line, col = _place_at(raw, exc.start)
         doc.problem(
             line,
             col,
@@ -142,7 +142,7 @@ def _load(loader: FastLoader | MarkingLoader, text: str, doc: Document) -> Any:
             return None
         if "*" in text:
             check_expansion(node)
-        doc.root_mark = node_place(node)
+        doc.root_mark = place_of_node(node)
         doc.item_marks = _item_marks(node)
         if isinstance(loader, MarkingLoader) and "*" in text:
             loader.secret_ids = secret_nodes(node)
@@ -186,5 +186,5 @@ def _item_marks(root: Node) -> list[tuple[int, int]]:
         return []
     for key_node, value_node in root.value:
         if key_node.value == "mailboxes" and isinstance(value_node, SequenceNode):
-            return [node_place(item) for item in value_node.value]
+            return [place_of_node(item) for item in value_node.value]
     return []

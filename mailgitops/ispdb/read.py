@@ -11,6 +11,8 @@ from typing import Any, Final
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
+from mailgitops.fsutil import TooLarge, read_bounded
+
 MAX_FILE_BYTES: Final = 1024 * 1024
 _ENCODING_RE: Final = re.compile(
     rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']"""
@@ -33,15 +35,11 @@ def read_limited(path: Path) -> bytes | Skip:
         # A directory, FIFO or device: reading a FIFO would block the whole import.
         return Skip("not a regular file")
     try:
-        with path.open("rb") as fh:
-            # Read one byte past the limit instead of trusting stat(): the file may grow
-            # between the two.
-            data = fh.read(MAX_FILE_BYTES + 1)
+        return read_bounded(path, MAX_FILE_BYTES)
+    except TooLarge:
+        return Skip("larger than 1 MiB; not an ISPDB file")
     except OSError as exc:
         return Skip(f"cannot be read: {exc.strerror or exc}")
-    if len(data) > MAX_FILE_BYTES:
-        return Skip("larger than 1 MiB; not an ISPDB file")
-    return data
 
 
 def parse_xml(data: bytes) -> Element | Skip:

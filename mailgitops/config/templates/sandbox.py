@@ -37,6 +37,7 @@ from mailgitops.config.templates.limits import (
     current_rss,
     size_of,
 )
+from mailgitops.fsutil import TooLarge, read_bounded
 
 
 class IncludeLoader(BaseLoader):
@@ -78,15 +79,14 @@ class IncludeLoader(BaseLoader):
         if not real.is_file():
             raise TemplateNotFound(f"{TEMPLATES_DIR}/{template}")
         try:
-            with open(real, "rb") as fh:
-                raw = fh.read(MAX_TEMPLATE_BYTES + 1)
-        except OSError as exc:
-            raise TemplateNotFound(f"{TEMPLATES_DIR}/{template}: {exc.strerror}") from None
-        if len(raw) > MAX_TEMPLATE_BYTES:
+            raw = read_bounded(real, MAX_TEMPLATE_BYTES)
+        except TooLarge:
             raise TemplateLimit(
                 f"{TEMPLATES_DIR}/{template} is larger than {MAX_TEMPLATE_BYTES:,} bytes, the "
                 "limit of a template"
-            )
+            ) from None
+        except OSError as exc:
+            raise TemplateNotFound(f"{TEMPLATES_DIR}/{template}: {exc.strerror}") from None
         try:
             source = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -97,23 +97,23 @@ class IncludeLoader(BaseLoader):
 
 
 _DROPPED_FILTERS = ("random",)  # a render is reproducible
+_OPTIONS: dict[str, Any] = {
+    "undefined": StrictUndefined,
+    "autoescape": False,
+    "keep_trailing_newline": True,
+    # YAML is all about indentation: a block tag's line leaves no trace in the output (as in
+    # Ansible and Salt).
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "auto_reload": False,
+}
 
 
 class SandboxEnvironment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"+", "*", "**", "%", "//"})
 
     def __init__(self, loader: IncludeLoader, run_deadline: float) -> None:
-        super().__init__(
-            loader=loader,
-            undefined=StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-            # YAML is all about indentation: a block tag's line leaves no trace in the output
-            # (as in Ansible and Salt).
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=False,
-        )
+        super().__init__(loader=loader, **_OPTIONS)
         deadline = min(time.monotonic() + TIME_BUDGET_SECONDS, run_deadline)
         self.budget = RenderBudget(deadline, current_rss())
         # The default globals: `range` comes back bounded; `dict` is `{}` spelled longer;
