@@ -58,7 +58,6 @@ _DOMAIN_RE: Final = re.compile(
 )
 _PLACEHOLDER_RE: Final = re.compile(r"%[A-Za-z0-9_]*%")
 
-
 _SOCKET_TYPES: Final[dict[str, Security]] = {
     "SSL": "ssl_tls",
     "STARTTLS": "starttls",

@@ -31,6 +31,7 @@ class _Refused(Exception):
 
 
 def read_limited(path: Path) -> bytes | Skip:
+    """The file's bytes, or a Skip: not a regular file, unreadable, or over MAX_FILE_BYTES."""
     if path.exists() and not path.is_file():
         # A directory, FIFO or device: reading a FIFO would block the whole import.
         return Skip("not a regular file")
