@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mailgitops.diagnostics import Diagnostics, Severity
 from mailgitops.load import Document, locate
@@ -23,8 +23,29 @@ def lookup(node: Any, path: tuple[str, ...], default: Any = None) -> Any:
     return node
 
 
+class Entry:
+    """What a provider entry and a mailbox entry share: their document, places in it, and
+    findings placed there."""
+
+    doc: Document
+
+    def place(self, *path: str | int) -> tuple[int, int]:
+        return locate(self.doc.marked(), path)
+
+    def report(
+        self,
+        found: Diagnostics,
+        path: tuple[str | int, ...],
+        message: str,
+        rule: str,
+        severity: Severity = "error",
+    ) -> None:
+        """A finding at the attribute `path` (at the entry itself when `path` is empty)."""
+        found.add(self.doc.path, *self.place(*path), message, rule, severity)
+
+
 @dataclass
-class ProviderEntry:
+class ProviderEntry(Entry):
     doc: Document
     data: dict[str, Any]
     memo: dict[tuple[str, ...], Any] = field(default_factory=dict, compare=False)
@@ -50,23 +71,19 @@ class ProviderEntry:
             self.memo[path] = value if value in choices else None
         return self.memo[path]
 
-    def place(self, *path: str | int) -> tuple[int, int]:
-        return locate(self.doc.marked(), path)
-
     def where(self, *path: str | int) -> str:
         line, col = self.place(*path)
         return f"{self.doc.path}:{line}:{col}"
 
-    def report(
-        self,
-        found: Diagnostics,
-        path: tuple[str | int, ...],
-        message: str,
-        rule: str,
-        severity: Severity = "error",
-    ) -> None:
-        """A finding at the attribute `path`."""
-        found.add(self.doc.path, *self.place(*path), message, rule, severity)
+
+_Entry = TypeVar("_Entry", bound=Entry)
+
+
+def earlier(seen: dict[str, _Entry], key: str, entry: _Entry) -> _Entry | None:
+    """The entry that had `key` before `entry` (a duplicate), or None: then `entry` is the
+    first, and is recorded as such."""
+    first = seen.setdefault(key, entry)
+    return None if first is entry else first
 
 
 def merge(defaults: dict[str, Any] | None, item: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +112,7 @@ def _has(node: Any, path: tuple[str | int, ...]) -> bool:
 
 
 @dataclass
-class MailboxEntry:
+class MailboxEntry(Entry):
     doc: Document
     index: int
     item: dict[str, Any]
@@ -110,7 +127,9 @@ class MailboxEntry:
 
     def place(self, *path: str | int) -> tuple[int, int]:
         """Where an attribute of the merged mailbox is written: in the item itself, else in
-        the file's defaults, else the item's mapping."""
+        the file's defaults, else the item's mapping. The empty path: the mailbox itself."""
+        if not path:
+            return self.mark
         marked = self.doc.marked()
         item = marked["mailboxes"][self.index]
         defaults = marked.get("defaults")
@@ -128,17 +147,6 @@ class MailboxEntry:
     def where(self, *path: str | int) -> str:
         line, _col = self.place(*path)
         return f"{self.doc.path}:{line}"
-
-    def report(
-        self,
-        found: Diagnostics,
-        path: tuple[str | int, ...] | None,
-        message: str,
-        rule: str,
-    ) -> None:
-        """A finding at the attribute `path`, or at the mailbox itself when `path` is None."""
-        line, col = self.mark if path is None else self.place(*path)
-        found.add(self.doc.path, line, col, message, rule)
 
 
 @dataclass

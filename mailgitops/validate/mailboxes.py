@@ -13,7 +13,14 @@ from mailgitops import secrets
 from mailgitops.diagnostics import Diagnostics
 from mailgitops.load import Document
 from mailgitops.model import DERIVED_LOGIN, AuthMethod, LoginFormat, fold_domain, reference_paths
-from mailgitops.validate.entries import CheckedConfig, MailboxEntry, ProviderEntry, lookup, merge
+from mailgitops.validate.entries import (
+    CheckedConfig,
+    MailboxEntry,
+    ProviderEntry,
+    earlier,
+    lookup,
+    merge,
+)
 
 _LOGIN_FORMATS: tuple[str, ...] = get_args(LoginFormat)
 _AUTH_METHODS: tuple[str, ...] = get_args(AuthMethod)
@@ -34,7 +41,7 @@ def collect_mailboxes(doc: Document, checked: CheckedConfig) -> None:
         entry = MailboxEntry(doc, index, item, defaults, merge(defaults, item))
         checked.mailboxes.append(entry)
         if "owner" not in entry.merged:
-            entry.report(checked.diagnostics, None, "missing required key `owner`", "missing-key")
+            entry.report(checked.diagnostics, (), "missing required key `owner`", "missing-key")
 
 
 def check_mailboxes(checked: CheckedConfig) -> None:
@@ -67,19 +74,15 @@ def _check_address(
     mb: MailboxEntry, addresses: dict[str, MailboxEntry], found: Diagnostics
 ) -> None:
     address = mb.address
-    if address is None:
+    if address is None or (first := earlier(addresses, address, mb)) is None:
         return
-    first = addresses.get(address)
-    if first is not None:
-        mb.report(
-            found,
-            ("address",),
-            f"address `{address}` is defined twice: also at "
-            f"{first.doc.path}:{first.place('address')[0]}",
-            "duplicate-address",
-        )
-    else:
-        addresses[address] = mb
+    mb.report(
+        found,
+        ("address",),
+        f"address `{address}` is defined twice: also at "
+        f"{first.doc.path}:{first.place('address')[0]}",
+        "duplicate-address",
+    )
 
 
 def _resolve_provider(
@@ -120,7 +123,7 @@ def _check_login(mb: MailboxEntry, pentry: ProviderEntry, found: Diagnostics) ->
     if derived is None and "login" not in mb.merged:
         mb.report(
             found,
-            None,
+            (),
             f"missing `login`: provider `{pentry.name}` has login_format: {fmt}",
             "login-required",
         )
@@ -139,7 +142,7 @@ def _check_password(mb: MailboxEntry, pentry: ProviderEntry, found: Diagnostics)
     if method == "basic" and "password" not in mb.merged:
         mb.report(
             found,
-            None,
+            (),
             f"missing `password`: provider `{pentry.name}` uses basic auth; "
             "add `password: {env: NAME}`",
             "password-required",
@@ -212,7 +215,7 @@ def _check_default(mb: MailboxEntry, defaults: dict[str, MailboxEntry], found: D
     owner = mb.merged.get("owner")
     if mb.merged.get("default") is not True or not isinstance(owner, str):
         return
-    first = defaults.get(owner)
+    first = earlier(defaults, owner, mb)
     if first is not None:
         mb.report(
             found,
@@ -221,8 +224,6 @@ def _check_default(mb: MailboxEntry, defaults: dict[str, MailboxEntry], found: D
             f"{first.where('default')}; an owner has at most one default",
             "multiple-defaults",
         )
-    else:
-        defaults[owner] = mb
 
 
 def check_secret_policy(checked: CheckedConfig) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from mailgitops.diagnostics import Diagnostics
 from mailgitops.load import note
 from mailgitops.model import fold_domain, usual_ports
-from mailgitops.validate.entries import CheckedConfig, ProviderEntry
+from mailgitops.validate.entries import CheckedConfig, ProviderEntry, earlier
 
 _OAUTH2_ONLY = ("client_id", "client_secret", "authorize_url", "token_url", "tenant_id")
 
@@ -26,17 +26,14 @@ def check_providers(checked: CheckedConfig) -> None:
 
 def _check_name(entry: ProviderEntry, names: dict[str, ProviderEntry], found: Diagnostics) -> None:
     name = entry.name
-    if name is None:
-        return
-    if name in names:
+    first = None if name is None else earlier(names, name, entry)
+    if first is not None:
         entry.report(
             found,
             ("name",),
-            f"provider `{name}` is defined twice: also at {names[name].where('name')}",
+            f"provider `{name}` is defined twice: also at {first.where('name')}",
             "duplicate-provider",
         )
-    else:
-        names[name] = entry
 
 
 def _check_domains(
