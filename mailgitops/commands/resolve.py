@@ -39,6 +39,7 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
     broken = {d.file for d in checked.diagnostics.errors}
     read = {entry.doc.path for entry in checked.providers}
     unread = sorted(f for f in broken if f.startswith(f"{PROVIDERS_DIR}/") and f not in read)
+    key = fold_domain(domain)  # as provider_for_domain compares it
     claimants = []
     for entry in checked.providers:
         if entry.doc.path in broken:
@@ -46,9 +47,9 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
             names = (
                 [fold_domain(d) for d in raw if isinstance(d, str)] if isinstance(raw, list) else []
             )
-            if domain in names:
+            if key in names:
                 claimants.append(entry)
-        elif domain in normalize.provider(entry).domains:
+        elif key in normalize.provider(entry).domains:
             claimants.append(entry)
     doubtful = [e.doc.path for e in claimants if e.doc.path in broken]
     if doubtful or len(claimants) > 1 or (not claimants and unread):

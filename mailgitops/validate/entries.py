@@ -114,10 +114,8 @@ def _has(node: Any, path: tuple[str | int, ...]) -> bool:
 @dataclass
 class MailboxEntry(Entry):
     doc: Document
-    index: int
-    item: dict[str, Any]
-    defaults: dict[str, Any] | None
-    merged: dict[str, Any]
+    index: int  # in the file's `mailboxes:` list
+    merged: dict[str, Any]  # the item over the file's `defaults:`
     provider: str | None = None  # resolved name, once known
 
     @property

@@ -38,7 +38,7 @@ def collect_mailboxes(doc: Document, checked: CheckedConfig) -> None:
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             continue
-        entry = MailboxEntry(doc, index, item, defaults, merge(defaults, item))
+        entry = MailboxEntry(doc, index, merge(defaults, item))
         checked.mailboxes.append(entry)
         if "owner" not in entry.merged:
             entry.report(checked.diagnostics, (), "missing required key `owner`", "missing-key")
