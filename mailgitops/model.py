@@ -47,7 +47,7 @@ PROVIDER_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("auth", "method"): DEFAULT_AUTH_METHOD,
 }
 
-# The port each server kind uses by default, and the ports that are usual, per security.
+# The ports usual for each server kind and security; the first is the default (RFC 8314).
 _PORTS: dict[str, dict[str, tuple[int, ...]]] = {
     "imap": {"ssl_tls": (993,), "starttls": (143,), "none": (143,)},
     "smtp": {"ssl_tls": (465,), "starttls": (587, 25, 2525), "none": (587, 25, 2525)},
