@@ -128,7 +128,7 @@ def mailbox(entry: MailboxEntry, providers: dict[str, Provider]) -> Mailbox:
         signature=data.get("signature"),
         sync=sync,
         shared_with=shares,
-        source=Place(entry.doc.path, *entry.mark),
+        source=Place(entry.doc.path, *entry.place_of_item),
     )
 
 

@@ -71,7 +71,7 @@ class ProviderEntry(Entry):
             self.memo[path] = value if value in choices else None
         return self.memo[path]
 
-    def where(self, *path: str | int) -> str:
+    def place_text(self, *path: str | int) -> str:
         line, col = self.place(*path)
         return f"{self.doc.path}:{line}:{col}"
 
@@ -127,7 +127,7 @@ class MailboxEntry(Entry):
         """Where an attribute of the merged mailbox is written: in the item itself, else in
         the file's defaults, else the item's mapping. The empty path: the mailbox itself."""
         if not path:
-            return self.mark
+            return self.place_of_item
         marked = self.doc.marked()
         item = marked["mailboxes"][self.index]
         defaults = marked.get("defaults")
@@ -135,14 +135,14 @@ class MailboxEntry(Entry):
             return locate(item, path)
         if isinstance(defaults, dict) and _has(defaults, path):
             return locate(defaults, path)
-        return locate(item, path[:1]) if path and path[0] in item else self.mark
+        return locate(item, path[:1]) if path[0] in item else self.place_of_item
 
     @property
-    def mark(self) -> tuple[int, int]:
+    def place_of_item(self) -> tuple[int, int]:
         """Where the mailbox's mapping starts."""
         return self.doc.item_marks[self.index]
 
-    def where(self, *path: str | int) -> str:
+    def place_text(self, *path: str | int) -> str:
         line, _col = self.place(*path)
         return f"{self.doc.path}:{line}"
 

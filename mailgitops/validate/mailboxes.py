@@ -221,7 +221,7 @@ def _check_default(mb: MailboxEntry, defaults: dict[str, MailboxEntry], found: D
             found,
             ("default",),
             f"owner `{owner}` already has a default mailbox: {first.address} at "
-            f"{first.where('default')}; an owner has at most one default",
+            f"{first.place_text('default')}; an owner has at most one default",
             "multiple-defaults",
         )
 

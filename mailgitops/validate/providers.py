@@ -31,7 +31,7 @@ def _check_name(entry: ProviderEntry, names: dict[str, ProviderEntry], found: Di
         entry.report(
             found,
             ("name",),
-            f"provider `{name}` is defined twice: also at {first.where('name')}",
+            f"provider `{name}` is defined twice: also at {first.place_text('name')}",
             "duplicate-provider",
         )
 
@@ -53,7 +53,7 @@ def _check_domains(
                 found,
                 ("domains", index),
                 f"domain `{key}` is already claimed by provider "
-                f"`{owner[0].name}` at {owner[0].where('domains', owner[1])}; "
+                f"`{owner[0].name}` at {owner[0].place_text('domains', owner[1])}; "
                 "a domain belongs to at most one provider",
                 "duplicate-domain",
             )
