@@ -6,7 +6,7 @@ mailbox that reads like alice's in a terminal and in a pull-request comment.
 Refused: every control, format, surrogate, private-use and unassigned character (Unicode
 categories C*), line and paragraph separators, spaces other than U+0020, and the letters and
 marks that render as nothing (Hangul fillers, variation selectors, …). The config's checks
-(validate.py) and the state's (state/validation.py) both use `invisible`."""
+(validate/identifiers.py) and the state's (state/validation.py) both use `invisible`."""
 
 from __future__ import annotations
 

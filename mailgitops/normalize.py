@@ -8,11 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 from mailgitops.diagnostics import Place
-from mailgitops.errors import ConfigError
 from mailgitops.model import (
-    DEFAULT_IMAP_PORT,
-    DEFAULT_SMTP_PORT,
+    DEFAULT_ALLOW,
+    DEFAULT_AUTH_METHOD,
+    DEFAULT_AUTODISCOVER,
+    DEFAULT_LOGIN_FORMAT,
+    DEFAULT_MAILBOX_DEFAULT,
+    DEFAULT_SECURITY,
+    DEFAULT_SERVICE_TYPE,
     DEFAULT_SMTP_TIMEOUT,
+    DEFAULT_SYNC_FOLDERS,
+    DEFAULT_SYNC_PERIOD,
     Auth,
     Config,
     ExchangeServer,
@@ -23,6 +29,11 @@ from mailgitops.model import (
     Share,
     SmtpServer,
     Sync,
+    default_port,
+    default_send_emails,
+    default_sync_enabled,
+    fold_address,
+    fold_domain,
 )
 from mailgitops.validate import CheckedConfig, MailboxEntry, ProviderEntry
 
@@ -38,29 +49,29 @@ def secret_ref(value: dict[str, Any]) -> SecretRef:
 
 def provider(entry: ProviderEntry) -> Provider:
     data = entry.data
-    service_type = data.get("service_type", "imap")
+    service_type = data.get("service_type", DEFAULT_SERVICE_TYPE)
     imap = smtp = None
     exchange = None
     if "imap" in data:
         raw = data["imap"]
-        security = raw.get("security", "ssl_tls")
-        imap = ImapServer(raw["host"], security, raw.get("port", DEFAULT_IMAP_PORT[security]))
+        security = raw.get("security", DEFAULT_SECURITY)
+        imap = ImapServer(raw["host"], security, raw.get("port", default_port("imap", security)))
     if "smtp" in data:
         raw = data["smtp"]
-        security = raw.get("security", "ssl_tls")
+        security = raw.get("security", DEFAULT_SECURITY)
         smtp = SmtpServer(
             raw["host"],
             security,
-            raw.get("port", DEFAULT_SMTP_PORT[security]),
+            raw.get("port", default_port("smtp", security)),
             raw.get("timeout_seconds", DEFAULT_SMTP_TIMEOUT),
         )
     if "exchange" in data:
         raw = data["exchange"]
-        exchange = ExchangeServer(raw.get("host"), raw.get("autodiscover", False))
+        exchange = ExchangeServer(raw.get("host"), raw.get("autodiscover", DEFAULT_AUTODISCOVER))
     raw_auth = data.get("auth", {})
     client_id = raw_auth.get("client_id")
     auth = Auth(
-        method=raw_auth.get("method", "basic"),
+        method=raw_auth.get("method", DEFAULT_AUTH_METHOD),
         client_id=secret_ref(client_id) if isinstance(client_id, dict) else client_id,
         client_secret=secret_ref(raw_auth["client_secret"])
         if "client_secret" in raw_auth
@@ -71,7 +82,7 @@ def provider(entry: ProviderEntry) -> Provider:
     )
     domains: list[str] = []
     for domain in data.get("domains", []):
-        key = domain.lower().rstrip(".")
+        key = fold_domain(domain)
         if key not in domains:
             domains.append(key)
     return Provider(
@@ -81,9 +92,9 @@ def provider(entry: ProviderEntry) -> Provider:
         imap=imap,
         smtp=smtp,
         exchange=exchange,
-        allow_receiving=data.get("allow_receiving", True),
-        allow_sending=data.get("allow_sending", True),
-        login_format=data.get("login_format", "email_address"),
+        allow_receiving=data.get("allow_receiving", DEFAULT_ALLOW),
+        allow_sending=data.get("allow_sending", DEFAULT_ALLOW),
+        login_format=data.get("login_format", DEFAULT_LOGIN_FORMAT),
         auth=auth,
         display_name=data.get("display_name"),
         source=Place(entry.doc.path, *entry.doc.root_mark),
@@ -92,22 +103,17 @@ def provider(entry: ProviderEntry) -> Provider:
 
 def mailbox(entry: MailboxEntry, providers: dict[str, Provider]) -> Mailbox:
     data = entry.merged
-    address = data["address"].lower()
+    address = fold_address(data["address"])
     assert entry.provider is not None  # resolved by validation, or it reported an error
     prov = providers[entry.provider]
-    if prov.login_format == "manual":
-        login = data["login"]
-    elif prov.login_format == "mailbox_name":
-        login = address.rpartition("@")[0]
-    else:
-        login = address
+    login = prov.login_for(address, data.get("login"))
+    assert login is not None  # validation requires `login` under login_format: manual
     raw_sync = data.get("sync", {})
     sync = Sync(
-        # A provider that does not allow receiving (sending) turns the default off.
-        enabled=raw_sync.get("enabled", prov.allow_receiving),
+        enabled=raw_sync.get("enabled", default_sync_enabled(prov.allow_receiving)),
         since=raw_sync.get("since"),
-        period=raw_sync.get("period", "week"),
-        folders=tuple(raw_sync.get("folders", ("INBOX",))),
+        period=raw_sync.get("period", DEFAULT_SYNC_PERIOD),
+        folders=tuple(raw_sync.get("folders", DEFAULT_SYNC_FOLDERS)),
     )
     shares = tuple(Share(s["user"], tuple(s["rights"])) for s in data.get("shared_with", []))
     return Mailbox(
@@ -116,22 +122,18 @@ def mailbox(entry: MailboxEntry, providers: dict[str, Provider]) -> Mailbox:
         provider=prov.name,
         login=login,
         password=secret_ref(data["password"]) if "password" in data else None,
-        send_emails=data.get("send_emails", prov.allow_sending),
-        default=data.get("default", False),
+        send_emails=data.get("send_emails", default_send_emails(prov.allow_sending)),
+        default=data.get("default", DEFAULT_MAILBOX_DEFAULT),
         sender_name=data.get("sender_name"),
         signature=data.get("signature"),
         sync=sync,
         shared_with=shares,
-        source=Place(entry.doc.path, *entry.mark),
+        source=Place(entry.doc.path, *entry.place_of_item),
     )
 
 
 def build(checked: CheckedConfig) -> Config:
-    if not checked.ok:
-        raise ConfigError(
-            f"the config has {len(checked.diagnostics.errors)} error(s); "
-            "run `mailgitops validate` to see them"
-        )
+    """The model of a config without errors (every caller checks `checked.ok` first)."""
     providers: dict[str, Provider] = {}
     for entry in checked.providers:
         p = provider(entry)

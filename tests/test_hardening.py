@@ -17,7 +17,7 @@ from conftest import REPO, python_env
 from helpers import CORP, Cli, standard, tree
 
 from mailgitops.config.budget import MAX_FILE_NODES, MAX_RUN_ERRORS
-from mailgitops.schemacheck import MAX_ERRORS_PER_FILE
+from mailgitops.validate.schema import MAX_ERRORS_PER_FILE
 
 # Everything a terminal would interpret, or a reader would not see.
 RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e", "\u200b", "\r")

@@ -390,7 +390,7 @@ def test_schema_errors_of_a_file_are_capped(tmp_path: Path) -> None:
     """Regression: 10 MB of `1,` in a list gave 5 million schema errors, each kept as a
     jsonschema error of about 3 KB: the process passed 8 GB within 3 minutes. The check of a
     file now stops after MAX_ERRORS_PER_FILE errors and says so."""
-    from mailgitops.schemacheck import MAX_ERRORS_PER_FILE
+    from mailgitops.validate.schema import MAX_ERRORS_PER_FILE
 
     # Six bytes a node: not dense enough for the parse budget to refuse the file unread.
     content = b"mailboxes: [" + b"1111, " * (MAX_ERRORS_PER_FILE * 5) + b"1]\n"

@@ -136,3 +136,19 @@ def test_every_lower_bound_is_the_one_ci_tests() -> None:
         for each in names:
             assert each in pinned, f"{each} is not pinned in .ci/constraints-oldest.txt"
             assert _release(pinned[each]) == _release(bound), (each, pinned[each], bound)
+
+
+def test_every_package_is_shipped() -> None:
+    """pyproject.toml lists the packages (the schemas are mapped in from the repository root):
+    a new sub-package left out of the list works in a checkout and breaks in the wheel."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for init in (REPO / "mailgitops").rglob("__init__.py")
+    }
+    assert found - listed == set()
+    assert listed - found == {"mailgitops.schemas"}

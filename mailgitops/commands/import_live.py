@@ -27,7 +27,17 @@ from mailgitops.commands.common import (
 from mailgitops.config.files import MAILBOXES_DIR, PROVIDERS_DIR
 from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.fsutil import atomic_write
-from mailgitops.model import KEEP_LIVE, KNOWN_KEYS
+from mailgitops.model import (
+    DEFAULT_ALLOW,
+    DEFAULT_AUTH_METHOD,
+    DEFAULT_LOGIN_FORMAT,
+    DEFAULT_MAILBOX_DEFAULT,
+    KEEP_LIVE,
+    KNOWN_KEYS,
+    default_send_emails,
+    derive_login,
+    fold_address,
+)
 from mailgitops.pipeline import load_project
 
 # Editors that use the YAML language server check the files against the schemas that
@@ -37,8 +47,8 @@ MAILBOXES_HEADER = schema.header("mailboxes")
 
 # Attributes that normalization derives or fills in: written only when they say something.
 _MAILBOX_DEFAULTS: dict[str, Any] = {
-    "send_emails": True,
-    "default": False,
+    "send_emails": default_send_emails(DEFAULT_ALLOW),
+    "default": DEFAULT_MAILBOX_DEFAULT,
     "shared_with": [],
 }
 
@@ -73,13 +83,13 @@ def _mailbox_yaml(address: str, entry: dict[str, Any], providers: dict[str, Any]
     if provider is not None:
         out["provider"] = provider
     pentry = providers.get(str(provider), {})
-    login_format = pentry.get("login_format", "email_address")
+    login_format = pentry.get("login_format", DEFAULT_LOGIN_FORMAT)
     auth = pentry.get("auth") or {}
-    if login_format == "manual":
+    if derive_login(login_format, address) is None:  # manual: the mailbox gives its login
         out["login"] = entry.get("login") or address.partition("@")[0]
     if "password" in entry and isinstance(entry["password"], dict):
         out["password"] = entry["password"]
-    elif auth.get("method", "basic") == "basic":
+    elif auth.get("method", DEFAULT_AUTH_METHOD) == "basic":
         # The value was never in the state: leave the CRM's password as it is.
         out["password"] = dict(KEEP_LIVE)
     for key in ("sender_name", "send_emails", "default", "signature", "sync", "shared_with"):
@@ -105,7 +115,7 @@ def _selected(
     """(keys to import, managed keys left out as pending deletes) of one kind."""
     chosen, pending = [], []
     for key in sorted(entries):
-        folded = key.lower() if kind == "mailbox" else key
+        folded = fold_address(key) if kind == "mailbox" else key
         if folded in in_config:
             continue
         if named:
@@ -124,11 +134,10 @@ def run(args: argparse.Namespace) -> int:
     state = project.backend(args.state).read()
     in_config_providers = {e.name for e in project.checked.providers if e.name}
     in_config_mailboxes = {m.address for m in project.checked.mailboxes if m.address}
-    named = {*args.ids, *(i.lower() for i in args.ids if "@" in i)}
+    named = {*args.ids, *(fold_address(i) for i in args.ids if "@" in i)}
+    live_addresses = {fold_address(k) for k in state.mailboxes}
     unknown = [
-        i
-        for i in args.ids
-        if i not in state.providers and i.lower() not in {k.lower() for k in state.mailboxes}
+        i for i in args.ids if i not in state.providers and fold_address(i) not in live_addresses
     ]
     if unknown:
         raise UsageError(f"not in the live state: {', '.join(unknown)}")

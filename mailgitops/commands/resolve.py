@@ -11,7 +11,7 @@ from mailgitops import normalize, output
 from mailgitops.commands.common import add_root_argument
 from mailgitops.config.files import PROVIDERS_DIR
 from mailgitops.errors import ConfigError, UsageError
-from mailgitops.model import Provider
+from mailgitops.model import Provider, fold_address, fold_domain
 from mailgitops.pipeline import load_project, report_findings
 from mailgitops.validate import CheckedConfig
 
@@ -39,18 +39,17 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
     broken = {d.file for d in checked.diagnostics.errors}
     read = {entry.doc.path for entry in checked.providers}
     unread = sorted(f for f in broken if f.startswith(f"{PROVIDERS_DIR}/") and f not in read)
+    key = fold_domain(domain)  # as provider_for_domain compares it
     claimants = []
     for entry in checked.providers:
         if entry.doc.path in broken:
             raw = entry.get("domains")
             names = (
-                [d.lower().rstrip(".") for d in raw if isinstance(d, str)]
-                if isinstance(raw, list)
-                else []
+                [fold_domain(d) for d in raw if isinstance(d, str)] if isinstance(raw, list) else []
             )
-            if domain in names:
+            if key in names:
                 claimants.append(entry)
-        elif domain in normalize.provider(entry).domains:
+        elif key in normalize.provider(entry).domains:
             claimants.append(entry)
     doubtful = [e.doc.path for e in claimants if e.doc.path in broken]
     if doubtful or len(claimants) > 1 or (not claimants and unread):
@@ -71,7 +70,7 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    address = args.address.strip().lower()
+    address = fold_address(args.address.strip())
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
         raise UsageError(f"`{args.address}` is not an email address (local@domain)")
@@ -81,13 +80,7 @@ def run(args: argparse.Namespace) -> int:
             output.out(json.dumps({"address": address, "provider": None}))
         output.error(f"no provider serves `{domain}`: no provider lists it in `domains`")
         return 1
-    login: str | None
-    if provider.login_format == "email_address":
-        login = address
-    elif provider.login_format == "mailbox_name":
-        login = local
-    else:
-        login = None
+    login = provider.login_for(address)  # None: the mailbox gives it (login_format: manual)
     attrs = provider.attrs()
     if args.format == "json":
         output.out(

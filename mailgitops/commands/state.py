@@ -33,6 +33,7 @@ from mailgitops.commands.common import (
     add_state_argument,
 )
 from mailgitops.errors import StateError, UsageError
+from mailgitops.model import fold_address
 from mailgitops.pipeline import load_project
 from mailgitops.state import open_backend
 from mailgitops.state.base import State, StateBackend
@@ -223,7 +224,7 @@ def _find(state: State, ident: str) -> tuple[str, str] | None:
         return "provider", ident
     if ident in state.mailboxes:
         return "mailbox", ident
-    folded = [key for key in state.mailboxes if key.lower() == ident.lower()]
+    folded = [key for key in state.mailboxes if fold_address(key) == fold_address(ident)]
     return ("mailbox", folded[0]) if len(folded) == 1 else None
 
 

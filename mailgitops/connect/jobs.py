@@ -10,7 +10,7 @@ from pathlib import Path
 from mailgitops import secrets
 from mailgitops.connect.probe import Job, Login
 from mailgitops.errors import MailgitopsError, SecretError, UsageError
-from mailgitops.model import Config, Mailbox
+from mailgitops.model import Config, Mailbox, fold_address
 from mailgitops.validate import CheckedConfig
 
 
@@ -47,7 +47,7 @@ def build(
             raise _unknown("provider", name, list(config.providers))
     mailboxes: list[Mailbox] = []
     for address in addresses:
-        mailbox = config.mailboxes.get(address.lower())
+        mailbox = config.mailboxes.get(fold_address(address))
         if mailbox is None:
             raise _unknown("mailbox", address, list(config.mailboxes))
         mailboxes.append(mailbox)

@@ -13,15 +13,13 @@ from typing import Any, Literal
 from mailgitops.connect.report import summary_line as check_summary_line
 from mailgitops.connect.report import text_lines
 from mailgitops.connect.results import ProviderResult
-from mailgitops.model import SecretRef
+from mailgitops.model import SENSITIVE_KEYS, SecretRef
 from mailgitops.output import paint, visible
 from mailgitops.plan import Change, Plan
 
 Op = Literal["+", "-", "~"]
 
-# Keys that hold secret references wherever they appear: an entry made outside mailgitops may
-# nest them differently than the model does, and even a reference's name is not shown.
-SENSITIVE_KEYS = frozenset({"password", "client_secret"})
+# Values under model.SENSITIVE_KEYS, and every secret reference, are shown as this.
 SENSITIVE = "(sensitive)"
 
 _ACTION_COLOR = {"create": "green", "update": "yellow", "delete": "red", "adopt": "cyan"}

@@ -22,15 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailgitops.errors import ConfigError, UsageError
+from mailgitops.model import fold_user
 from mailgitops.plan import Change, Plan, Refusal
 
 RULE = "access"
 ACTOR_ENV = "MAILGITOPS_ACTOR"
 _ROLES = ("administrators", "mailbox_managers")
-
-
-def _key(user: str) -> str:
-    return user.strip().casefold()
 
 
 @dataclass(frozen=True)
@@ -55,14 +52,14 @@ class Access:
                     "the `access` section of mailgitops.yaml is invalid, so nobody's rights can "
                     "be checked; run `mailgitops validate`"
                 )
-            lists[role] = frozenset(_key(u) for u in users)
+            lists[role] = frozenset(fold_user(u) for u in users)
         return cls(lists["administrators"], lists["mailbox_managers"])
 
     def is_admin(self, actor: str) -> bool:
-        return _key(actor) in self.administrators
+        return fold_user(actor) in self.administrators
 
     def is_manager(self, actor: str) -> bool:
-        return _key(actor) in self.mailbox_managers
+        return fold_user(actor) in self.mailbox_managers
 
     def roles(self, actor: str) -> str:
         held = [
@@ -99,7 +96,7 @@ def _shares(entry: Mapping[str, Any] | None) -> list[tuple[str, tuple[str, ...]]
         if isinstance(share, Mapping) and isinstance(share.get("user"), str):
             rights = share.get("rights")
             names = tuple(sorted(str(r) for r in rights)) if isinstance(rights, list) else ()
-            out.append((_key(share["user"]), names))
+            out.append((fold_user(share["user"]), names))
     return sorted(out)
 
 
@@ -113,9 +110,9 @@ def _mailbox_needs(change: Change, access: Access, actor: str) -> list[str]:
     """The rights this mailbox change needs that the actor lacks, as phrases."""
     owners: list[str] = []
     for owner in (_owner(change.before), _owner(change.after)):
-        if owner is not None and all(_key(owner) != _key(o) for o in owners):
+        if owner is not None and all(fold_user(owner) != fold_user(o) for o in owners):
             owners.append(owner)
-    is_owner = bool(owners) and all(_key(o) == _key(actor) for o in owners)
+    is_owner = bool(owners) and all(fold_user(o) == fold_user(actor) for o in owners)
     admin = access.is_admin(actor)
     missing = []
     if not (admin or access.is_manager(actor) or is_owner):

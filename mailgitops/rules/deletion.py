@@ -91,5 +91,5 @@ def removed_provider_refusals(checked: CheckedConfig, state: State) -> list[Refu
             live = state.mailboxes.get(mb.address) or {}
             named = live.get("provider")
         if isinstance(named, str) and named in live_managed:
-            gone.setdefault(named, []).append((mb.address, mb.where("address")))
+            gone.setdefault(named, []).append((mb.address, mb.place_text("address")))
     return [provider_in_use(name, users) for name, users in sorted(gone.items())]

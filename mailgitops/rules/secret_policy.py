@@ -1,7 +1,7 @@
 """The secret policy of mailgitops.yaml (`secrets.env_allow`, `secrets.file_root`) on every
 secret a plan delivers: a pull request cannot point a password at a CI credential or at
-/etc/shadow. `validate` reports the same references in the config (validate.py); this rule
-holds for any plan, including one re-derived from a plan file."""
+/etc/shadow. `validate` reports the same references in the config (validate/mailboxes.py);
+this rule holds for any plan, including one re-derived from a plan file."""
 
 from __future__ import annotations
 

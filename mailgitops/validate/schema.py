@@ -12,7 +12,7 @@ from mailgitops import schema
 from mailgitops.config.parse import Document
 from mailgitops.config.places import is_secret, key_place_of, note, place_of
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.model import REFERENCE_ONLY_KEYS
+from mailgitops.model import SENSITIVE_KEYS
 
 if TYPE_CHECKING:  # jsonschema is imported only once a document failed the fast check
     from jsonschema import ValidationError
@@ -31,19 +31,21 @@ _TYPE_NAMES = {
 }
 
 
+# What a value read from YAML is, in words (bool before int: a bool is an int to Python).
+_VALUE_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (dict, "a mapping"),
+    (list, "a list"),
+)
+
+
 def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
+    for kind, name in _VALUE_NAMES:
+        if isinstance(value, kind):
+            return name
     return "null" if value is None else type(value).__name__
 
 
@@ -66,7 +68,7 @@ def _message(error: ValidationError, data: Any) -> tuple[str, str]:
     value = error.instance
     # Every branch below that would quote the value asks `secret` first (model.SECRET_KEYS).
     secret = is_secret(data, path)
-    if secret and isinstance(value, str) and path and path[-1] in REFERENCE_ONLY_KEYS:
+    if secret and isinstance(value, str) and path and path[-1] in SENSITIVE_KEYS:
         return (
             f"`{name}` is a literal secret: write a reference, {{env: NAME}} or "
             "{file: PATH}, and keep the value out of Git (the value is not shown)",
@@ -78,7 +80,7 @@ def _message(error: ValidationError, data: Any) -> tuple[str, str]:
         if secret:
             fix = (
                 "write a reference, {env: NAME} or {file: PATH}"
-                if path[-1] in REFERENCE_ONLY_KEYS
+                if path[-1] in SENSITIVE_KEYS
                 else "quote it"
             )
             return (
