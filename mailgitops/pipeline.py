@@ -31,7 +31,9 @@ from mailgitops.load import (
     settings_files,
 )
 from mailgitops.model import Config
-from mailgitops.plan import Desired, Plan, compute
+from mailgitops.plan.compute import compute
+from mailgitops.plan.desired import Desired
+from mailgitops.plan.result import Plan
 from mailgitops.planfile import Location, SavedPlan
 from mailgitops.rules.deletion import removed_provider_refusals
 from mailgitops.state import ENV_VAR, open_backend

@@ -19,7 +19,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 
 from mailgitops.connect.report import summary_line as check_summary_line
 from mailgitops.connect.results import ProviderResult
-from mailgitops.plan import Change, Plan, Unmanaged
+from mailgitops.plan.changes import Change, Unmanaged
+from mailgitops.plan.result import Plan
 from mailgitops.render.text import (
     attribute_lines,
     change_notes,

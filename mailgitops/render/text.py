@@ -15,7 +15,8 @@ from mailgitops.connect.report import text_lines
 from mailgitops.connect.results import ProviderResult
 from mailgitops.model import SecretRef
 from mailgitops.output import paint, visible
-from mailgitops.plan import Change, Plan
+from mailgitops.plan.changes import Change
+from mailgitops.plan.result import Plan
 
 Op = Literal["+", "-", "~"]
 
@@ -145,7 +146,7 @@ def attribute_lines(change: Change) -> list[AttrLine]:
     lines: list[AttrLine] = []
     for d in change.diff:
         sensitive = d.sensitive or _is_sensitive(d.path, d.before, d.after)
-        element = d.path.endswith("]")  # a list element (plan.attribute_diff): one line
+        element = d.path.endswith("]")  # a list element (plan.diff): one line
         if (
             sensitive
             or element

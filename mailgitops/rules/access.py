@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailgitops.errors import ConfigError, UsageError
-from mailgitops.plan import Change, Plan, Refusal
+from mailgitops.plan.changes import Change
+from mailgitops.plan.result import Plan, Refusal
 
 RULE = "access"
 ACTOR_ENV = "MAILGITOPS_ACTOR"
