@@ -203,6 +203,10 @@ def _change_block(change: Change, color: bool) -> list[str]:
     return out
 
 
+NO_CHECKS_LINE = "Connection checks: the plan creates or changes no provider."
+_UNREADABLE = "Secrets not readable here (apply will need them):"
+
+
 def failed_checks_line(plan: Plan) -> str:
     return (
         f"CHECK FAILED: {len(plan.failed_checks())} connection check(s) failed; `apply` refuses "
@@ -213,7 +217,7 @@ def failed_checks_line(plan: Plan) -> str:
 def _check_section(plan: Plan, color: bool) -> list[str]:
     results = [ProviderResult.from_json(r) for r in plan.checks or ()]
     if not results:
-        return ["Connection checks: the plan creates or changes no provider.", ""]
+        return [NO_CHECKS_LINE, ""]
     out = ["Connection checks of the providers this plan creates or changes:"]
     out += text_lines(results, color)
     out.append(check_summary_line(results))
@@ -225,7 +229,7 @@ def _check_section(plan: Plan, color: bool) -> list[str]:
 
 def unreadable_line(plan: Plan) -> str:
     refs = ", ".join(plan.unreadable_secrets)
-    return f"Secrets not readable here (apply will need them): {refs}"
+    return f"{_UNREADABLE} {refs}"
 
 
 def render(plan: Plan, color: bool) -> str:
@@ -241,7 +245,7 @@ def render(plan: Plan, color: bool) -> str:
     for warning in plan.warnings:
         out.append(f"{paint('Warning:', 'yellow', color)} {_free_text(warning, '  ')}")
     if plan.unreadable_secrets:
-        out.append(paint("Secrets not readable here (apply will need them):", "yellow", color))
+        out.append(paint(_UNREADABLE, "yellow", color))
         out.extend(f"  - {_free_text(ref, '    ')}" for ref in plan.unreadable_secrets)
     if plan.warnings or plan.unreadable_secrets:
         out.append("")
