@@ -44,8 +44,6 @@ def _as_live_keeps(kind: Kind, after: dict[str, Any], before: dict[str, Any]) ->
         return after  # the usual entry, told in C without a loop over its attributes
     kept = {k: v for k, v in before.items() if k not in known}
     keeps = [k for k, v in after.items() if v == KEEP_LIVE]
-    if not kept and not keeps:
-        return after
     out = {**kept, **after}
     for k in keeps:
         if k in before:
