@@ -90,3 +90,24 @@ def test_a_secret_reference_inside_a_list_of_a_live_entry_is_hidden(cli: Cli) ->
         assert "(sensitive)" in out
     code, out, _ = cli("plan")
     assert '- tokens = ["plain", (sensitive)]' in out
+
+
+def test_adopting_entries_that_already_match_says_so(cli: Cli) -> None:
+    """Live made outside mailgitops exactly as the config says: every change is an adopt
+    with nothing to show but that sentence, in the text and in the Markdown table."""
+    assert cli("apply", "--auto-approve")[0] == 0
+    live = cli.live()
+    unmanaged = {
+        kind: {
+            key: {k: v for k, v in entry.items() if k != "managed"} for key, entry in side.items()
+        }
+        for kind, side in (("providers", live["providers"]), ("mailboxes", live["mailboxes"]))
+    }
+    cli.write_live(unmanaged["providers"], unmanaged["mailboxes"])
+    code, out, err = cli("plan", "--format", "markdown")
+    assert code == 0, err
+    assert out.count("(the live attributes already match the config)") == 3
+    code, out, err = cli("plan")
+    assert code == 0, err
+    assert out.count("# the live attributes already match the config") == 3
+    assert out.rstrip().endswith("Plan: 0 to add, 0 to change, 0 to destroy, 3 to adopt.")
