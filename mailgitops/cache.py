@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgitops import __version__, schema
+from mailgitops.config.parse import Document
 from mailgitops.fsutil import atomic_write
 
 ENV_VAR = "MAILGITOPS_CACHE_DIR"
@@ -80,7 +81,9 @@ def _secret_key() -> bytes | None:
 
 
 class Cache:
-    """Get and put JSON values by kind and key; every failure is a miss, never an error."""
+    """Get and put JSON values by kind and key; every failure is a miss, never an error. What
+    an entry of a parsed file or a rendered template holds (its key, its JSON, the check of a
+    hit) is known here only: the config layer asks for a document or a rendered text."""
 
     def __init__(self, directory: Path, secret: bytes) -> None:
         self.directory = directory
@@ -125,6 +128,68 @@ class Cache:
             _private_dir(self.directory)
             _private_dir(path.parent)
             atomic_write(path, self._mac(key, body) + b"\n" + body, mode=0o600, durable=False)
+
+    # -- parsed files -----------------------------------------------------------------------
+
+    def _document_key(self, relpath: str, raw: bytes) -> str:
+        # The folder decides the schema, so it is part of the key; the name is not.
+        return self.key("file", relpath.rpartition("/")[0].encode(), raw)
+
+    def document(self, relpath: str, raw: bytes) -> Document | None:
+        """The file parsed from `raw`, when a file of its folder with these bytes was loaded
+        and found schema-valid before (the Document is `clean`); else None. A mangled entry
+        is a miss, and is rewritten."""
+        hit = self.get(self._document_key(relpath, raw))
+        if not isinstance(hit, dict) or not isinstance(hit.get("data"), dict):
+            return None
+        try:
+            return Document(
+                relpath,
+                hit["data"],
+                raw=raw,
+                root_mark=(hit["root_mark"][0], hit["root_mark"][1]),
+                item_marks=[(m[0], m[1]) for m in hit["item_marks"]],
+                clean=True,
+            )
+        except (KeyError, TypeError, IndexError):
+            return None
+
+    def remember_document(self, doc: Document) -> None:
+        """Keep a document that has no finding of its own (loaded and schema-valid), unless
+        it came from here."""
+        if doc.clean or doc.diagnostics or doc.data is None:
+            return
+        self.put(
+            self._document_key(doc.path, doc.raw),
+            {"data": doc.data, "root_mark": doc.root_mark, "item_marks": doc.item_marks},
+        )
+
+    # -- rendered templates -------------------------------------------------------------------
+
+    def _rendered_key(self, relpath: str, raw: bytes, inputs: bytes) -> str:
+        # Keyed by every input of the render: the template, the digest of vars:, the data
+        # files and every shared template (any of them may be included), and the folder.
+        return self.key("template", relpath.rpartition("/")[0].encode(), raw, inputs)
+
+    def rendered(self, relpath: str, raw: bytes, inputs: bytes) -> str | None:
+        """The text the template `raw` rendered to with the inputs of digest `inputs`, when
+        that text parsed without a finding before; else None."""
+        hit = self.get(self._rendered_key(relpath, raw, inputs))
+        text = hit.get("text") if isinstance(hit, dict) else None
+        return text if isinstance(text, str) else None
+
+    def remember_rendered(self, relpath: str, raw: bytes, inputs: bytes, text: str) -> None:
+        self.put(self._rendered_key(relpath, raw, inputs), {"text": text})
+
+    # -- state verdicts -----------------------------------------------------------------------
+
+    # The file state backend's verdicts (state/file_format.StateVerdicts): whether the state
+    # file whose bytes have this sha256 passed the schema check before.
+    def state_known_valid(self, digest: bytes) -> bool:
+        return self.get(self.key("state-valid", digest)) is True
+
+    def remember_state_valid(self, digest: bytes) -> None:
+        self.put(self.key("state-valid", digest), True)
 
 
 def _private_dir(path: Path) -> None:

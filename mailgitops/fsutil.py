@@ -1,4 +1,5 @@
-"""Writing files so that a reader sees the old content or the new, never a half-written one."""
+"""Reading a file no larger than a limit, and writing files so that a reader sees the old
+content or the new, never a half-written one."""
 
 from __future__ import annotations
 
@@ -8,6 +9,21 @@ import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+
+class TooLarge(Exception):
+    """A file holds more bytes than the limit of its reader."""
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of the file at `path`, of which one more than `limit` at most are read: the
+    size is seen in what is read, not trusted from stat() (the file may grow in between).
+    Raises TooLarge past `limit`, and OSError."""
+    with open(path, "rb") as fh:
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise TooLarge
+    return raw
 
 
 def replace_refusal(path: Path, protected: Iterable[Path] = ()) -> str | None:

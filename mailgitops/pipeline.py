@@ -11,8 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailgitops import normalize, output, rules, secrets, templating
+from mailgitops import normalize, output, rules, secrets
 from mailgitops.cache import Cache, open_cache
+from mailgitops.config.files import (
+    DATA_DIR,
+    MAILBOXES_DIR,
+    PROVIDERS_DIR,
+    SETTINGS_FILE,
+    TEMPLATE_SUFFIX,
+    TEMPLATES_DIR,
+    check_root,
+    read,
+    settings_files,
+)
+from mailgitops.config.templates.inputs import input_parts
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import (
     ConfigError,
@@ -20,15 +32,6 @@ from mailgitops.errors import (
     PlanStateMismatch,
     StateError,
     UsageError,
-)
-from mailgitops.load import (
-    MAILBOXES_DIR,
-    PROVIDERS_DIR,
-    SETTINGS_FILE,
-    TEMPLATE_SUFFIX,
-    check_root,
-    read,
-    settings_files,
 )
 from mailgitops.model import Config
 from mailgitops.plan.compute import compute
@@ -42,7 +45,7 @@ from mailgitops.state.file import FileBackend
 from mailgitops.validate import CheckedConfig, check_config, check_settings
 
 # The folders whose files are read as config, data or templates.
-_CONFIG_FOLDERS = (PROVIDERS_DIR, MAILBOXES_DIR, templating.DATA_DIR, templating.TEMPLATES_DIR)
+_CONFIG_FOLDERS = (PROVIDERS_DIR, MAILBOXES_DIR, DATA_DIR, TEMPLATES_DIR)
 
 
 def config_folder_of(path: Path, root: Path) -> str | None:
@@ -110,10 +113,11 @@ class Project:
 
     def backend(self, state_arg: str | None) -> StateBackend:
         setting = self.settings.get("state")
-        backend = open_backend(state_arg, self.root, setting if isinstance(setting, dict) else None)
+        backend = open_backend(
+            state_arg, self.root, setting if isinstance(setting, dict) else None, self.cache
+        )
         if isinstance(backend, FileBackend):
             _refuse_state_in_config(backend, self.root)
-            backend.verdicts = self.cache
         return backend
 
     def desired(
@@ -174,7 +178,7 @@ class Project:
         except OSError:
             return None
         if any(name.endswith(TEMPLATE_SUFFIX) for name in names):
-            parts += templating.input_parts(self.root)  # data/ and templates/
+            parts += input_parts(self.root)  # data/ and templates/
         return self.cache.key("config", *parts)
 
 

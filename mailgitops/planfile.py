@@ -23,6 +23,7 @@ from typing import Any
 
 from mailgitops import jsonout
 from mailgitops.errors import MailgitopsError
+from mailgitops.fsutil import TooLarge, read_bounded
 from mailgitops.plan.desired import Desired
 from mailgitops.plan.result import PLAN_FORMAT_VERSION, Plan, canonical, checksum
 
@@ -89,12 +90,13 @@ def dumps(plan: Plan, desired: Desired, location: Location) -> bytes:
 
 def load(path: str) -> SavedPlan:
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_PLAN_BYTES + 1)
+        raw = read_bounded(path, MAX_PLAN_BYTES)
+    except TooLarge:
+        raise MailgitopsError(
+            f"{path}: larger than {MAX_PLAN_BYTES} bytes; not a plan file"
+        ) from None
     except OSError as exc:
         raise MailgitopsError(f"cannot read plan file {path}: {exc.strerror}") from None
-    if len(raw) > MAX_PLAN_BYTES:
-        raise MailgitopsError(f"{path}: larger than {MAX_PLAN_BYTES} bytes; not a plan file")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailgitops import schema
+from mailgitops.config.parse import Document
+from mailgitops.config.places import is_secret, key_place_of, note, place_of
 from mailgitops.diagnostics import Diagnostic
-from mailgitops.load import Document, is_secret, key_position, locate, note
 from mailgitops.model import REFERENCE_ONLY_KEYS
 
 if TYPE_CHECKING:  # jsonschema is imported only once a document failed the fast check
@@ -217,9 +218,9 @@ def problems(data: Any, schema_name: str, file: str) -> list[Diagnostic]:
             parent = data
             for part in path[:-1]:
                 parent = parent[part]
-            line, col = key_position(parent, path[-1])
+            line, col = key_place_of(parent, path[-1])
         else:
-            line, col = locate(data, path)
+            line, col = place_of(data, path)
         ident = (file, line, col, rule)
         if ident in seen:
             continue

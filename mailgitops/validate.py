@@ -15,21 +15,19 @@ from typing import Any
 
 from mailgitops import identifiers, schemacheck, secrets
 from mailgitops.cache import Cache
-from mailgitops.diagnostics import Diagnostic, Diagnostics
-from mailgitops.load import (
+from mailgitops.config.files import (
     MAILBOXES_DIR,
     PROVIDERS_DIR,
     SETTINGS_FILE,
     TEMPLATE_SUFFIX,
-    Document,
-    Tree,
-    load_tree,
-    locate,
-    note,
     read,
     remember,
     settings_problems,
 )
+from mailgitops.config.parse import Document
+from mailgitops.config.places import note, place_of
+from mailgitops.config.tree import Tree, load_tree
+from mailgitops.diagnostics import Diagnostic, Diagnostics
 
 STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
     "imap": {"ssl_tls": frozenset({993}), "starttls": frozenset({143}), "none": frozenset({143})},
@@ -61,7 +59,7 @@ class ProviderEntry:
         return node
 
     def place(self, *path: str | int) -> tuple[int, int]:
-        return locate(self.doc.marked(), path)
+        return place_of(self.doc.marked(), path)
 
     def where(self, *path: str | int) -> str:
         line, col = self.place(*path)
@@ -114,10 +112,10 @@ class MailboxEntry:
         item = marked["mailboxes"][self.index]
         defaults = marked.get("defaults")
         if _has(item, path):
-            return locate(item, path)
+            return place_of(item, path)
         if isinstance(defaults, dict) and _has(defaults, path):
-            return locate(defaults, path)
-        return locate(item, path[:1]) if path and path[0] in item else self.mark
+            return place_of(defaults, path)
+        return place_of(item, path[:1]) if path and path[0] in item else self.mark
 
     @property
     def mark(self) -> tuple[int, int]:
@@ -281,7 +279,7 @@ def _check_settings(doc: Document, checked: CheckedConfig) -> None:
     _check_access(doc, found)
     dsn = doc.data.get("state", {}).get("dsn") if isinstance(doc.data.get("state"), dict) else None
     if isinstance(dsn, str) and _dsn_has_password(dsn):
-        line, col = locate(doc.data, ["state", "dsn"])
+        line, col = place_of(doc.data, ["state", "dsn"])
         found.add(
             doc.path,
             line,
@@ -303,7 +301,7 @@ def _check_access(doc: Document, found: Diagnostics) -> None:
         if not isinstance(users, list):
             continue
         if not users:
-            line, col = locate(doc.data, ["access", role])
+            line, col = place_of(doc.data, ["access", role])
             found.add(
                 doc.path,
                 line,
@@ -321,12 +319,12 @@ def _check_access(doc: Document, found: Diagnostics) -> None:
             if not isinstance(user, str):
                 continue  # the schema reports it
             key = user.strip().casefold()  # users compare as access.py compares them
-            line, col = locate(doc.data, ["access", role, index])
+            line, col = place_of(doc.data, ["access", role, index])
             hidden = identifiers.problem(f"a user in `{role}`", user)
             if hidden is not None:
                 found.add(doc.path, line, col, hidden, "invisible-character")
             if key in seen:
-                first = locate(doc.data, ["access", role, seen[key]])
+                first = place_of(doc.data, ["access", role, seen[key]])
                 found.add(
                     doc.path,
                     line,
@@ -340,7 +338,7 @@ def _check_access(doc: Document, found: Diagnostics) -> None:
             if role == "administrators":
                 admins[key] = index
             elif key in admins:
-                admin_line = locate(doc.data, ["access", "administrators", admins[key]])[0]
+                admin_line = place_of(doc.data, ["access", "administrators", admins[key]])[0]
                 found.add(
                     doc.path,
                     line,

@@ -30,10 +30,12 @@ from helpers import CORP, OTHER, TEAM, standard, tree
 from psycopg import sql
 
 from mailgitops.cli import main
-from mailgitops.errors import StateError
+from mailgitops.errors import LockError, StateError
 from mailgitops.state import open_backend
 from mailgitops.state.base import State, StateBackend
-from mailgitops.state.postgres import PostgresBackend, application_name, workspace_lock_key
+from mailgitops.state.postgres import PostgresBackend
+from mailgitops.state.postgres_connection import application_name
+from mailgitops.state.postgres_lock import workspace_lock_key
 
 ALICE_PW = "alice-pw-Zq8#value"
 BOB_PW = "bob-pw-Kx3!value"
@@ -485,6 +487,41 @@ def test_a_held_lock_names_its_holder(run: Run, store: Store) -> None:
     assert run("apply", "--auto-approve")[0] == 0
 
 
+def test_a_state_of_another_format_version_is_refused_and_kept(run: Run, store: Store) -> None:
+    assert run("apply", "--auto-approve")[0] == 0
+    if isinstance(store, FileStore):
+        data = store.stored()
+        assert data is not None
+        store.path.write_text(json.dumps({**data, "format_version": 2}))
+    else:
+        assert isinstance(store, PgStore)
+        with psycopg.connect(store.server.dsn, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE mailgitops_workspace SET format_version = 2 WHERE workspace = %s",
+                (store.workspace,),
+            )
+    before = store.snapshot()
+    for argv in (("plan",), ("apply", "--auto-approve"), ("show",)):
+        code, _, err = run(*argv)
+        assert code == 1, argv
+        assert "it has format_version 2, and this mailgitops reads only format_version 1" in err
+        assert "never overwrites a state it cannot read" in err and "Traceback" not in err
+    assert store.snapshot() == before
+
+
+def test_the_lock_is_not_reentrant_and_a_write_needs_it(store: Store) -> None:
+    backend = store.backend()
+    with pytest.raises(RuntimeError, match="without holding its lock"):
+        backend.write(State("lin", 1), State())
+    with backend.lock(0):
+        with pytest.raises(RuntimeError, match="already locked by this process"), backend.lock(0):
+            pass
+        backend.write(State("lin", 1), backend.read())  # the lock is still held
+    with pytest.raises(RuntimeError, match="without holding its lock"):
+        backend.write(State("lin", 2), State("lin", 1))
+    assert backend.read() == State("lin", 1)
+
+
 # --- real processes ------------------------------------------------------------------------
 
 
@@ -727,6 +764,50 @@ def test_holder_comes_from_pg_stat_activity(pg: PgServer) -> None:
     assert "over a local socket" in message or "from " in message
     assert re.search(r"since \d{4}-\d\d-\d\dT", message)
     assert application_name() == f"mailgitops pid={os.getpid()} host={socket.gethostname()}"
+
+
+@pg_only
+@pytest.mark.parametrize(
+    ("app", "shown"),
+    [("psql-by-hand", "application_name 'psql-by-hand' (not mailgitops?)"),
+     ("", "no application_name (not mailgitops?)")],
+)  # fmt: skip
+def test_a_holder_that_is_not_mailgitops_is_named_as_such(
+    pg: PgServer, app: str, shown: str
+) -> None:
+    backend = PostgresBackend.from_location(pg.workspace_url(fresh_workspace()))
+    with psycopg.connect(pg.dsn, autocommit=True, application_name=app) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (workspace_lock_key(backend.workspace),))
+        with pytest.raises(LockError) as caught, backend.lock(0):
+            pass
+    message = str(caught.value)
+    # No pid or host is claimed for it: only the session, and when it started.
+    assert re.search(r"is locked by since \S+, PostgreSQL session \d+ ", message), message
+    assert shown in message
+    with backend.lock(0):  # released with the other session
+        pass
+
+
+@pg_only
+def test_tables_of_a_newer_mailgitops_are_refused(
+    pg: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = "mailgitops_new_" + fresh_workspace().replace("-", "_")
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {database}")
+    url = pg.url_for(dbname=database)
+    backend = PostgresBackend(url)
+    with backend.lock(0):
+        backend.write(State("lin", 1), backend.read())
+    with psycopg.connect(pg.url_for(dbname=database), autocommit=True) as conn:
+        conn.execute("INSERT INTO mailgitops_schema_version (version) VALUES (2)")
+    root = standard(tmp_path)
+    for argv in (["plan"], ["apply", "--auto-approve"]):
+        code = main([*argv, "-C", str(root), "--state", url])
+        _out, err = capsys.readouterr()
+        assert code == 1, argv
+        assert "have schema version 2, newer than this mailgitops knows (1)" in err
+        assert "use a newer mailgitops" in err and "Traceback" not in err
 
 
 @pg_only

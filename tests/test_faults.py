@@ -358,7 +358,7 @@ def test_unsupported_directory_fsync_is_not_an_error(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Some file systems (FUSE, SMB) cannot fsync a directory: the rename is done, so apply
-    succeeds (documented in mailgitops/state/file.py)."""
+    succeeds (documented in mailgitops/state/file_io.py)."""
     with monkeypatch.context() as mp:
         fail_fd("fsync", "/", errno.EINVAL)(mp, cli.state)
         code, _out, err = cli("apply", "--auto-approve")

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, python_env
 from helpers import CORP, Cli, standard, tree
 
-from mailgitops.load import MAX_FILE_NODES, MAX_RUN_ERRORS
+from mailgitops.config.budget import MAX_FILE_NODES, MAX_RUN_ERRORS
 from mailgitops.schemacheck import MAX_ERRORS_PER_FILE
 
 # Everything a terminal would interpret, or a reader would not see.

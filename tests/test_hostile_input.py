@@ -35,8 +35,9 @@ from conftest import python_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailgitops import load
 from mailgitops.cli import main
+from mailgitops.config.budget import MAX_FILE_BYTES
+from mailgitops.config.parse import parse
 
 REPORT = os.environ.get("MAILGITOPS_FUZZ_REPORT")
 TIMINGS: list[tuple[float, str]] = []  # (seconds, case) for every validate run
@@ -253,7 +254,7 @@ NAMED: dict[str, bytes] = {
     # size
     "scalar-15mb": b"name: corp\ndisplay_name: " + b"x" * 15_000_000 + b"\n",
     "scalar-15mb-in-an-enum": b"imap: {host: h, security: " + b"s" * 15_000_000 + b"}\n",
-    "file-over-the-limit": b"# " + b"x" * (load.MAX_FILE_BYTES + 10) + b"\n",
+    "file-over-the-limit": b"# " + b"x" * (MAX_FILE_BYTES + 10) + b"\n",
     "list-50k-items": b"mailboxes: [" + b"1, " * 50_000 + b"1]\n",
     "list-5k-mailboxes": b"mailboxes:\n" + b"  - {address: a@b.c, owner: o}\n" * 5_000,
     "mapping-5k-keys": _many_keys(5_000),
@@ -539,7 +540,7 @@ def _in_tree(tmp: Path, files: dict[str, bytes], case: str, *extra: str) -> tupl
 @fuzz(300)
 @given(raw=st.binary(max_size=3_000))
 def test_fuzz_raw_bytes(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> None:
-    load.parse(raw, "direct.yaml")  # never raises
+    parse(raw, "direct.yaml")  # never raises
     tmp = tmp_path_factory.getbasetemp()
     _in_tree(
         tmp,
@@ -552,7 +553,7 @@ def test_fuzz_raw_bytes(tmp_path_factory: pytest.TempPathFactory, raw: bytes) ->
 @given(parts=st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=5)), max_size=80))
 def test_fuzz_yaml_token_soup(tmp_path_factory: pytest.TempPathFactory, parts: list[str]) -> None:
     raw = "".join(parts).encode("utf-8", "surrogatepass")
-    load.parse(raw, "direct.yaml")
+    parse(raw, "direct.yaml")
     _in_tree(
         tmp_path_factory.getbasetemp(),
         {"providers.d/f.yaml": raw, "mailboxes.d/f.yaml": raw},

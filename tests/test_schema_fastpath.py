@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailgitops import schema
-from mailgitops.load import parse
+from mailgitops.config.parse import parse
 
 CASES = Path(__file__).parent / "cases" / "validate"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -577,6 +578,35 @@ def test_locks_of_two_states_are_independent(
 ) -> None:
     hold_lock(tmp_path / "one.json")
     with FileBackend(tmp_path / "two.json").lock(0):
+        pass
+
+
+def test_a_lock_file_that_is_not_a_regular_file_is_refused(
+    backend: FileBackend, state_path: Path
+) -> None:
+    state_path.parent.mkdir(parents=True)
+    os.mkfifo(backend.lock_path)
+    refused = r"the lock file .*state\.json\.lock is not a regular file"
+    with pytest.raises(StateError, match=refused), backend.lock(0):
+        pass
+    assert stat.S_ISFIFO(backend.lock_path.stat().st_mode), "left as it was"
+
+
+@pytest.mark.parametrize("record", [b"not json", b"[1, 2]", b'{"pid": "7", "host": 7}'])
+def test_an_unreadable_holder_record_is_an_unknown_holder(
+    backend: FileBackend, state_path: Path, record: bytes
+) -> None:
+    """A lock held by something that wrote no record of ours (or an old version of it)."""
+    state_path.parent.mkdir(parents=True)
+    backend.lock_path.write_bytes(record)
+    fd = os.open(backend.lock_path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another open file description: another holder
+        with pytest.raises(LockError, match="is locked by unknown holder"), backend.lock(0):
+            pass
+    finally:
+        os.close(fd)
+    with backend.lock(0):
         pass
 
 

@@ -23,6 +23,7 @@ from mailgitops.commands.common import (
     add_root_argument,
     add_state_argument,
 )
+from mailgitops.config.files import check_root
 from mailgitops.errors import (
     MailgitopsError,
     PlanRefused,
@@ -30,7 +31,6 @@ from mailgitops.errors import (
     StalePlanError,
     UsageError,
 )
-from mailgitops.load import check_root
 from mailgitops.pipeline import (
     Project,
     backend_for_plan,

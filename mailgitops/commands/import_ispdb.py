@@ -1,5 +1,5 @@
 """`mailgitops import-ispdb PATH... [-C DIR] [--force]`: start provider files from
-Thunderbird's ISPDB (the logic is in mailgitops/ispdb.py, the decisions in docs/ispdb.md)."""
+Thunderbird's ISPDB (the logic is in mailgitops/ispdb/, the decisions in docs/ispdb.md)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 from mailgitops import output
 from mailgitops.commands.common import add_root_argument, schemas_for_headers
+from mailgitops.config.files import PROVIDERS_DIR, check_root
 from mailgitops.errors import MailgitopsError, UsageError
-from mailgitops.ispdb import PROVIDERS_DIR, expand_paths, import_ispdb
-from mailgitops.load import check_root
+from mailgitops.ispdb.batch import expand_paths, import_ispdb
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

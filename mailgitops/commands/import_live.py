@@ -24,9 +24,9 @@ from mailgitops.commands.common import (
     add_state_argument,
     schemas_for_headers,
 )
+from mailgitops.config.files import MAILBOXES_DIR, PROVIDERS_DIR
 from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.fsutil import atomic_write
-from mailgitops.load import MAILBOXES_DIR, PROVIDERS_DIR
 from mailgitops.model import KEEP_LIVE, KNOWN_KEYS
 from mailgitops.pipeline import load_project
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from mailgitops import output, schema
 from mailgitops.commands.common import add_root_argument
+from mailgitops.config.files import MAILBOXES_DIR, PROVIDERS_DIR, SETTINGS_FILE, settings_problems
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.fsutil import atomic_write
-from mailgitops.load import MAILBOXES_DIR, PROVIDERS_DIR, SETTINGS_FILE, settings_problems
 from mailgitops.pipeline import report_findings
 
 SCHEMAS_DIR = "schemas"

@@ -12,21 +12,24 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mailgitops import output, templating
+from mailgitops import output
 from mailgitops.commands.common import add_root_argument
-from mailgitops.errors import UsageError
-from mailgitops.load import (
+from mailgitops.config.budget import ParseBudget
+from mailgitops.config.files import (
     MAILBOXES_DIR,
     PROVIDERS_DIR,
     SETTINGS_FILE,
     TEMPLATE_SUFFIX,
-    Document,
-    ParseBudget,
     check_root,
     config_files,
     read,
     read_raw,
 )
+from mailgitops.config.parse import Document
+from mailgitops.config.templates.inputs import template_inputs
+from mailgitops.config.templates.limits import MAX_TEMPLATE_BYTES
+from mailgitops.config.templates.render import render_file
+from mailgitops.errors import UsageError
 from mailgitops.model import SECRET_KEYS
 from mailgitops.pipeline import report_findings
 
@@ -143,16 +146,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         names = [name for name in config_files(root) if name.endswith(TEMPLATE_SUFFIX)]
     settings = read(root, SETTINGS_FILE) if (root / SETTINGS_FILE).is_file() else None
-    inputs = templating.template_inputs(root, settings)
+    inputs = template_inputs(root, settings)
     problems = list(inputs.diagnostics)
     budget = ParseBudget()
     for name in names:
         # As validate reads it: a link out of the root or a FIFO is refused, never printed.
-        raw = read_raw(root, name, templating.MAX_TEMPLATE_BYTES)
+        raw = read_raw(root, name, MAX_TEMPLATE_BYTES)
         if isinstance(raw, Document):
             problems += raw.diagnostics
             continue
-        rendered = templating.render_file(root, name, raw, inputs)
+        rendered = render_file(root, name, raw, inputs)
         problems += rendered.diagnostics
         if rendered.text is None:
             continue

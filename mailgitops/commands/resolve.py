@@ -9,8 +9,8 @@ from typing import Any
 
 from mailgitops import normalize, output
 from mailgitops.commands.common import add_root_argument
+from mailgitops.config.files import PROVIDERS_DIR
 from mailgitops.errors import ConfigError, UsageError
-from mailgitops.load import PROVIDERS_DIR
 from mailgitops.model import Provider
 from mailgitops.pipeline import load_project, report_findings
 from mailgitops.validate import CheckedConfig

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mailgitops.errors import StateError
 from mailgitops.state.base import State, StateBackend
 from mailgitops.state.file import FileBackend
+from mailgitops.state.file_format import StateVerdicts
 
 if TYPE_CHECKING:
     from mailgitops.state.postgres import PostgresBackend
@@ -35,33 +36,38 @@ _BACKENDS = ("file", "postgres")
 
 
 def open_backend(
-    state_arg: str | None, root: Path, setting: dict[str, Any] | None = None
+    state_arg: str | None,
+    root: Path,
+    setting: dict[str, Any] | None = None,
+    verdicts: StateVerdicts | None = None,
 ) -> StateBackend:
-    """The backend for this run. `setting` is the parsed `state:` section of mailgitops.yaml."""
+    """The backend for this run. `setting` is the parsed `state:` section of mailgitops.yaml;
+    `verdicts`, the cache of a command that may use one (the file backend asks it whether
+    the state's exact bytes passed the schema check before)."""
     if state_arg is not None:
         if not state_arg:
             raise StateError("--state needs a path or a postgresql:// URL, not an empty string")
-        return _backend(_kind_of(state_arg), state_arg, Path())
+        return _backend(_kind_of(state_arg), state_arg, Path(), verdicts)
     # An empty variable counts as unset, as `MAILGITOPS_STATE= mailgitops plan` intends.
     from_env = os.environ.get(ENV_VAR)
     if from_env:
-        return _backend(_kind_of(from_env), from_env, Path())
+        return _backend(_kind_of(from_env), from_env, Path(), verdicts)
     if setting:
         kind = setting.get("backend", "file")
         if kind == "postgres":
             return _postgres_from_setting(setting, root)
-        return _backend(kind, str(setting.get("path") or DEFAULT_STATE_FILE), root)
-    return _backend("file", DEFAULT_STATE_FILE, root)
+        return _backend(kind, str(setting.get("path") or DEFAULT_STATE_FILE), root, verdicts)
+    return _backend("file", DEFAULT_STATE_FILE, root, verdicts)
 
 
 def _kind_of(location: str) -> str:
     return "postgres" if location.startswith(_POSTGRES_SCHEMES) else "file"
 
 
-def _backend(kind: str, location: str, base: Path) -> StateBackend:
+def _backend(kind: str, location: str, base: Path, verdicts: StateVerdicts | None) -> StateBackend:
     """The one place that maps a backend kind to its class."""
     if kind == "file":
-        return FileBackend(base / Path(location).expanduser())
+        return FileBackend(base / Path(location).expanduser(), verdicts)
     if kind == "postgres":
         return _postgres(location)
     raise StateError(

@@ -1,4 +1,5 @@
-"""The live state and the interface every state backend implements.
+"""The live state, the interface every state backend implements, and what every backend says
+when it refuses a state (so that they refuse alike, in the same words).
 
 Entries are kept as plain dicts: they are the JSON edge of the tool, and entries made outside
 mailgitops may hold only some attributes (SPEC §3)."""
@@ -11,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from mailgitops.errors import StateError
 
 FORMAT_VERSION = 1
 
@@ -56,27 +59,9 @@ class State:
                 yield key, entry
 
 
-@dataclass(frozen=True)
-class LockHolder:
-    """Who holds a state lock, for the message a waiting apply prints."""
-
-    pid: int | None
-    host: str | None
-    since: str | None
-    info: str = ""
-
-    def describe(self) -> str:
-        parts = [
-            f"pid {self.pid}" if self.pid is not None else "",
-            f"on {self.host}" if self.host else "",
-            f"since {self.since}" if self.since else "",
-            self.info,
-        ]
-        return ", ".join(p for p in parts if p) or "unknown holder"
-
-
 class StateBackend(Protocol):
-    """Where the live state lives. Implementations: file (state/file.py), PostgreSQL."""
+    """Where the live state lives. Implementations: file (state/file.py), PostgreSQL
+    (state/postgres.py)."""
 
     def describe(self) -> str:
         """A human name for messages: a path or a DSN without its password."""
@@ -96,6 +81,59 @@ class StateBackend(Protocol):
         """An exclusive lock held from read to write. Waits up to `timeout` seconds, then raises
         LockError naming the holder. Released by the OS or server when the holder dies."""
         ...
+
+
+# -- refusals shared by the backends ---------------------------------------------------------------
+
+
+def refuse_if_changed(current: State, previous: State, where: str) -> None:
+    """Before a write: the state as it is now must be the `previous` one the command read and
+    planned against. Someone that does not take the lock (a hand edit, an export job, psql)
+    may have changed it since, and writing now would silently undo their change."""
+    if current is not previous and current.checksum() != previous.checksum():
+        raise changed_while_running(where)
+
+
+def changed_while_running(where: str) -> StateError:
+    return StateError(
+        f"state {where} changed while this command was running; nothing was written. Run the "
+        "command again to plan against the current state."
+    )
+
+
+def unusable(where: str, reason: str, remedy: str) -> StateError:
+    """A stored state that cannot be used: it is then never overwritten, whatever the command."""
+    return StateError(
+        f"cannot use state {where}: {reason}\n"
+        f"mailgitops never overwrites a state it cannot read: {remedy}."
+    )
+
+
+def format_refusal(version: object) -> str | None:
+    """Why a stored state of this format_version cannot be read, or None when it can, or when
+    it is no number at all (the schema check then says what is wrong with it)."""
+    is_number = isinstance(version, int | float) and not isinstance(version, bool)
+    if not is_number or version == FORMAT_VERSION:
+        return None
+    return (
+        f"it has format_version {version}, and this mailgitops reads only format_version "
+        f"{FORMAT_VERSION}: use the mailgitops that wrote it"
+    )
+
+
+def schema_refusal(problems: list[str]) -> str:
+    """Why a stored state that fails schemas/state.schema.json cannot be read."""
+    return "it does not match schemas/state.schema.json:\n  " + "\n  ".join(problems)
+
+
+def refuse_invalid_write(problems: list[str], where: str) -> None:
+    """The last guard before storage: a state that read() would refuse must never be written,
+    and a plaintext secret must never reach the file or the database."""
+    if problems:
+        raise StateError(
+            f"refusing to write an invalid state to {where} (a bug in mailgitops):\n  "
+            + "\n  ".join(problems)
+        )
 
 
 _CHUNK = 1000  # entries encoded at a time
