@@ -34,7 +34,9 @@ from mailgitops.errors import (
     UsageError,
 )
 from mailgitops.model import Config
-from mailgitops.plan import Desired, Plan, compute
+from mailgitops.plan.compute import compute
+from mailgitops.plan.desired import Desired
+from mailgitops.plan.result import Plan
 from mailgitops.planfile import Location, SavedPlan
 from mailgitops.rules.deletion import removed_provider_refusals
 from mailgitops.state import ENV_VAR, open_backend

@@ -24,7 +24,8 @@ from typing import Any
 from mailgitops import jsonout
 from mailgitops.errors import MailgitopsError
 from mailgitops.fsutil import TooLarge, read_bounded
-from mailgitops.plan import PLAN_FORMAT_VERSION, Desired, Plan
+from mailgitops.plan.desired import Desired
+from mailgitops.plan.result import PLAN_FORMAT_VERSION, Plan, canonical, checksum
 
 KEY_ENV = "MAILGITOPS_PLAN_KEY"
 SIGNATURE_PREFIX = "hmac-sha256:"
@@ -58,17 +59,6 @@ class SavedPlan:
     version: str
 
 
-def plain_desired(desired: Desired) -> dict[str, Any]:
-    return {
-        "providers": {k: attrs for k, (attrs, _src) in desired.providers.items()},
-        "mailboxes": {k: attrs for k, (attrs, _src) in desired.mailboxes.items()},
-    }
-
-
-def _canonical(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-
 def _key() -> bytes | None:
     key = os.environ.get(KEY_ENV)
     if key == "":
@@ -82,7 +72,7 @@ def _key() -> bytes | None:
 
 
 def _sign(body: dict[str, Any], key: bytes) -> str:
-    return SIGNATURE_PREFIX + hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
 
 
 def dumps(plan: Plan, desired: Desired, location: Location) -> bytes:
@@ -90,8 +80,8 @@ def dumps(plan: Plan, desired: Desired, location: Location) -> bytes:
     body = plan.to_json()
     del body["checksum"]
     body["state"]["location"] = location.to_json()
-    body["desired"] = plain_desired(desired)
-    body["checksum"] = hashlib.sha256(_canonical(body)).hexdigest()
+    body["desired"] = desired.plain()
+    body["checksum"] = checksum(body)
     key = _key()
     if key is not None:
         body["signature"] = _sign(body, key)
@@ -115,7 +105,7 @@ def load(path: str) -> SavedPlan:
         raise MailgitopsError(f"{path}: not a mailgitops plan file")
     _check_signature(data, path)
     body = {k: v for k, v in data.items() if k not in ("checksum", "signature")}
-    if data.get("checksum") != hashlib.sha256(_canonical(body)).hexdigest():
+    if data.get("checksum") != checksum(body):
         raise MailgitopsError(
             f"{path}: the plan file was modified after it was written (checksum mismatch); "
             "make a new plan"

@@ -18,7 +18,8 @@ from mailgitops.errors import SecretError
 from mailgitops.model import KEEP_LIVE, REFERENCE_PATHS
 
 if TYPE_CHECKING:  # validate needs only the policy: no plan machinery at import
-    from mailgitops.plan import Change, Plan
+    from mailgitops.plan.changes import Change
+    from mailgitops.plan.result import Plan
 
 MAX_SECRET_BYTES = 64 * 1024
 

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailgitops.plan import attribute_diff
+from mailgitops.plan.diff import attribute_diff
 
 leaf = st.booleans() | st.integers(0, 5) | st.sampled_from(["a", "b"])
 entries = st.recursive(

@@ -38,7 +38,8 @@ from hypothesis import strategies as st
 from mailgitops import normalize
 from mailgitops.cli import main
 from mailgitops.model import Config
-from mailgitops.plan import Plan, apply_to
+from mailgitops.plan.apply import apply_to
+from mailgitops.plan.result import Plan
 from mailgitops.state.base import State
 from mailgitops.validate import check_config
 

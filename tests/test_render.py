@@ -20,7 +20,9 @@ from mailgitops.model import (
     SmtpServer,
     Sync,
 )
-from mailgitops.plan import Change, Plan, Refusal, StateRef, Unmanaged, attribute_diff
+from mailgitops.plan.changes import Change, Unmanaged
+from mailgitops.plan.diff import attribute_diff
+from mailgitops.plan.result import Plan, Refusal, StateRef
 from mailgitops.render import RENDERERS, markdown, render, text
 from mailgitops.state.base import State
 

@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from mailgitops import rules
-from mailgitops.plan import Change, Desired, Plan, Refusal, StateRef, compute
+from mailgitops.plan.changes import Change
+from mailgitops.plan.compute import compute
+from mailgitops.plan.desired import Desired
+from mailgitops.plan.result import Plan, Refusal, StateRef
 from mailgitops.state.base import State
 
 CORP: dict[str, Any] = {"service_type": "imap", "domains": ["example.com"]}

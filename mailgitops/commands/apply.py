@@ -38,7 +38,11 @@ from mailgitops.pipeline import (
     load_project,
     make_plan,
 )
-from mailgitops.plan import Change, Desired, Plan, StateRef, apply_to, compute
+from mailgitops.plan.apply import apply_to
+from mailgitops.plan.changes import Change
+from mailgitops.plan.compute import compute
+from mailgitops.plan.desired import Desired
+from mailgitops.plan.result import Plan, StateRef
 from mailgitops.render.text import quote
 from mailgitops.rules import access
 from mailgitops.state.base import State, StateBackend
@@ -86,7 +90,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def _config_mismatch(desired: Desired, saved: planfile.SavedPlan, project: Project) -> str | None:
     """Why the plan file's desired entries are not the config's, or None: a plan file cannot
     ask for anything the reviewed config does not."""
-    now = planfile.plain_desired(desired)
+    now = desired.plain()
     if now != saved.desired:
         differing = [
             f"{kind[:-2] if kind == 'mailboxes' else kind[:-1]} `{key}`"
@@ -248,10 +252,7 @@ def _run(args: argparse.Namespace, text: bool) -> tuple[int, dict[str, Any]]:
                 # --format json keeps stdout for the result: the plan the user is asked to
                 # confirm goes to the terminal's stderr, never a blind "yes".
                 output.err(render.render(plan, "text", output.use_color(sys.stderr)), end="")
-        if plan.refusals:
-            raise PlanRefused("the plan is refused:\n" + "\n".join(str(r) for r in plan.refusals))
-        if plan.guards and not args.allow_mass_delete:
-            raise PlanRefused("the plan is refused: " + "\n".join(str(g) for g in plan.guards))
+        plan.raise_if_unsafe(args.allow_mass_delete)
         if not plan.has_changes:
             if text:
                 output.out("Nothing to apply: live already matches.")

@@ -7,7 +7,7 @@ attribute changes, and after apply nothing (SPEC §5).
   when named.
 - It writes nothing that would change the live entry: a password it cannot see becomes
   `password: {keep: live}` (docs/secrets.md), never an invented reference whose value apply
-  would then send; attributes the config format does not know stay in live only (plan.py
+  would then send; attributes the config format does not know stay in live only (plan.compute
   keeps them on every apply)."""
 
 from __future__ import annotations

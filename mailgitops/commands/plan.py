@@ -107,10 +107,7 @@ def _failure(project: Project, exc: MailgitopsError) -> dict[str, Any]:
         "format_version": 1,
         "error": str(exc),
         "diagnostics": [d.to_json() for d in findings],
-        "refusals": [
-            {"rule": r.rule, "message": r.message, "details": list(r.details)}
-            for r in getattr(exc, "refusals", ())
-        ],
+        "refusals": [r.to_json() for r in getattr(exc, "refusals", ())],
     }
 
 

@@ -11,7 +11,7 @@ from mailgitops.connect import jobs as joblist
 from mailgitops.connect.console import options_from, progress_bar
 from mailgitops.connect.runner import run
 from mailgitops.pipeline import Project, require_config
-from mailgitops.plan import Plan
+from mailgitops.plan.result import Plan
 
 
 def with_checks(plan: Plan, project: Project, args: argparse.Namespace) -> Plan:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mailgitops.plan import Plan
+from mailgitops.plan.result import Plan
 from mailgitops.render import json, text
 
 Renderer = Callable[[Plan, bool], str]

@@ -5,7 +5,7 @@ per line (jsonout.py)."""
 from __future__ import annotations
 
 from mailgitops import jsonout
-from mailgitops.plan import Plan
+from mailgitops.plan.result import Plan
 
 _ONE_PER_LINE = ("changes", "unmanaged")
 

@@ -19,8 +19,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 
 from mailgitops.connect.report import summary_line as check_summary_line
 from mailgitops.connect.results import ProviderResult
-from mailgitops.plan import Change, Plan, Unmanaged
+from mailgitops.plan.changes import Change, Unmanaged
+from mailgitops.plan.result import Plan
 from mailgitops.render.text import (
+    NO_CHECKS_LINE,
     attribute_lines,
     change_notes,
     escape_invisible,
@@ -169,7 +171,7 @@ def _checks_line(plan: Plan) -> str | None:
     if plan.checks is None:
         return None
     if not plan.checks:
-        return "Connection checks: the plan creates or changes no provider."
+        return NO_CHECKS_LINE
     return "Connection checks: " + check_summary_line(
         [ProviderResult.from_json(r) for r in plan.checks]
     )

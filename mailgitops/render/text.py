@@ -15,7 +15,8 @@ from mailgitops.connect.report import text_lines
 from mailgitops.connect.results import ProviderResult
 from mailgitops.model import SENSITIVE_KEYS, SecretRef
 from mailgitops.output import paint, visible
-from mailgitops.plan import Change, Plan
+from mailgitops.plan.changes import Change
+from mailgitops.plan.result import Plan
 
 Op = Literal["+", "-", "~"]
 
@@ -143,7 +144,7 @@ def attribute_lines(change: Change) -> list[AttrLine]:
     lines: list[AttrLine] = []
     for d in change.diff:
         sensitive = d.sensitive or _is_sensitive(d.path, d.before, d.after)
-        element = d.path.endswith("]")  # a list element (plan.attribute_diff): one line
+        element = d.path.endswith("]")  # a list element (plan.diff): one line
         if (
             sensitive
             or element
@@ -200,6 +201,10 @@ def _change_block(change: Change, color: bool) -> list[str]:
     return out
 
 
+NO_CHECKS_LINE = "Connection checks: the plan creates or changes no provider."
+_UNREADABLE = "Secrets not readable here (apply will need them):"
+
+
 def failed_checks_line(plan: Plan) -> str:
     return (
         f"CHECK FAILED: {len(plan.failed_checks())} connection check(s) failed; `apply` refuses "
@@ -210,7 +215,7 @@ def failed_checks_line(plan: Plan) -> str:
 def _check_section(plan: Plan, color: bool) -> list[str]:
     results = [ProviderResult.from_json(r) for r in plan.checks or ()]
     if not results:
-        return ["Connection checks: the plan creates or changes no provider.", ""]
+        return [NO_CHECKS_LINE, ""]
     out = ["Connection checks of the providers this plan creates or changes:"]
     out += text_lines(results, color)
     out.append(check_summary_line(results))
@@ -222,7 +227,7 @@ def _check_section(plan: Plan, color: bool) -> list[str]:
 
 def unreadable_line(plan: Plan) -> str:
     refs = ", ".join(plan.unreadable_secrets)
-    return f"Secrets not readable here (apply will need them): {refs}"
+    return f"{_UNREADABLE} {refs}"
 
 
 def render(plan: Plan, color: bool) -> str:
@@ -238,7 +243,7 @@ def render(plan: Plan, color: bool) -> str:
     for warning in plan.warnings:
         out.append(f"{paint('Warning:', 'yellow', color)} {_free_text(warning, '  ')}")
     if plan.unreadable_secrets:
-        out.append(paint("Secrets not readable here (apply will need them):", "yellow", color))
+        out.append(paint(_UNREADABLE, "yellow", color))
         out.extend(f"  - {_free_text(ref, '    ')}" for ref in plan.unreadable_secrets)
     if plan.warnings or plan.unreadable_secrets:
         out.append("")

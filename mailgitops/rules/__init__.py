@@ -18,7 +18,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from mailgitops.plan import Plan, Refusal
+from mailgitops.plan.result import Plan, Refusal
 from mailgitops.rules import access, deletion, mass_delete, secret_policy, unmanaged
 from mailgitops.state.base import State
 

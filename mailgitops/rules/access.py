@@ -23,7 +23,8 @@ from typing import Any
 
 from mailgitops.errors import ConfigError, UsageError
 from mailgitops.model import fold_user
-from mailgitops.plan import Change, Plan, Refusal
+from mailgitops.plan.changes import Change
+from mailgitops.plan.result import Plan, Refusal
 
 RULE = "access"
 ACTOR_ENV = "MAILGITOPS_ACTOR"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from mailgitops.plan import Plan, Refusal
+from mailgitops.plan.result import Plan, Refusal
 from mailgitops.state.base import State
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailgitops.plan import Plan, Refusal
+from mailgitops.plan.result import Plan, Refusal
 from mailgitops.state.base import State
 
 RULE = "mass-delete"

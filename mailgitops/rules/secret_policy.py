@@ -10,7 +10,7 @@ from typing import Any
 
 from mailgitops import secrets
 from mailgitops.model import KEEP_LIVE
-from mailgitops.plan import Plan, Refusal
+from mailgitops.plan.result import Plan, Refusal
 
 RULE = "secret-policy"
 

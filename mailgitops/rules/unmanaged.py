@@ -1,11 +1,11 @@
 """Entries made outside mailgitops are left alone: no change may delete or update an entry
-that live does not mark `managed`, and only a desired entry may adopt one (SPEC §4). plan.py
+that live does not mark `managed`, and only a desired entry may adopt one (SPEC §4). plan.compute
 derives changes that keep this; the rule states it where every other rule is, so that a plan
 from anywhere else (an older version, a hand-made file) is held to it as well."""
 
 from __future__ import annotations
 
-from mailgitops.plan import Plan, Refusal
+from mailgitops.plan.result import Plan, Refusal
 from mailgitops.state.base import State
 
 RULE = "unmanaged"
