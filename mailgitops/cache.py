@@ -24,10 +24,13 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailgitops import __version__, schema
 from mailgitops.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    from mailgitops.plan import Desired
 
 ENV_VAR = "MAILGITOPS_CACHE_DIR"
 KEY_ENV = "MAILGITOPS_CACHE_KEY"
@@ -125,6 +128,22 @@ class Cache:
             _private_dir(self.directory)
             _private_dir(path.parent)
             atomic_write(path, self._mac(key, body) + b"\n" + body, mode=0o600, durable=False)
+
+    # The whole config as the plan compares it (pipeline.Project.desired), under a key over
+    # every file of the config: the desired entries and the config's warnings.
+    def desired(self, key: str) -> tuple[Desired, tuple[str, ...]] | None:
+        from mailgitops.plan import Desired
+
+        hit = self.get(key)
+        if not isinstance(hit, dict):
+            return None
+        try:
+            return Desired.from_json(hit["desired"]), tuple(str(w) for w in hit["warnings"])
+        except (KeyError, TypeError, ValueError):
+            return None  # a mangled entry: computed again and rewritten
+
+    def remember_desired(self, key: str, desired: Desired, warnings: tuple[str, ...]) -> None:
+        self.put(key, {"desired": desired.to_json(), "warnings": list(warnings)})
 
 
 def _private_dir(path: Path) -> None:

@@ -30,6 +30,7 @@ from mailgitops.load import (
     remember,
     settings_problems,
 )
+from mailgitops.settings import SecretsPolicy
 
 STANDARD_PORTS: dict[str, dict[str, frozenset[int]]] = {
     "imap": {"ssl_tls": frozenset({993}), "starttls": frozenset({143}), "none": frozenset({143})},
@@ -717,21 +718,22 @@ def _check_capabilities(mb: MailboxEntry, pentry: ProviderEntry | None, found: D
 
 def _check_secret_policy(checked: CheckedConfig) -> None:
     """Secret references outside what mailgitops.yaml's `secrets:` section allows."""
-    if not isinstance(checked.settings.get("secrets"), dict):
+    policy = SecretsPolicy.of(checked.settings.get("secrets"))
+    if policy is None:
         return
     found = checked.diagnostics
     for entry in checked.providers:
         for key in ("client_id", "client_secret"):
             ref = entry.get("auth", key)
             if isinstance(ref, dict):
-                reason = secrets.policy_violation(ref, checked.settings, checked.root)
+                reason = secrets.policy_violation(ref, policy, checked.root)
                 if reason is not None:
                     line, col = entry.place("auth", key)
                     found.add(entry.doc.path, line, col, reason, "secret-policy")
     for mb in checked.mailboxes:
         ref = mb.merged.get("password")
         if isinstance(ref, dict):
-            reason = secrets.policy_violation(ref, checked.settings, checked.root)
+            reason = secrets.policy_violation(ref, policy, checked.root)
             if reason is not None:
                 line, col = mb.place("password")
                 found.add(mb.doc.path, line, col, reason, "secret-policy")

@@ -1,11 +1,45 @@
-"""Arguments shared by several commands."""
+"""Arguments shared by several commands, and the start of every command's parser."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mailgitops import output
+
+
+def add_command(
+    sub: argparse._SubParsersAction[Any],
+    name: str,
+    run: Callable[[Any], int],
+    options: type[Any],
+    *,
+    help: str,
+    description: str,
+    root: bool = True,
+) -> argparse.ArgumentParser:
+    """The parser of command `name`, with -C/--root unless told otherwise, run by
+    `run(options)` where `options` is its frozen options dataclass, filled by cli.options_of."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description)
+    if root:
+        add_root_argument(parser)
+    parser.set_defaults(func=run, options=options)
+    return parser
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--state, --no-cache and --actor: what `plan` and `apply` read the config and state by."""
+    add_state_argument(parser)
+    add_cache_argument(parser)
+    parser.add_argument(
+        "--actor",
+        metavar="NAME",
+        help="who makes the changes, checked against the access rules of mailgitops.yaml "
+        "(default: $MAILGITOPS_ACTOR)",
+    )
 
 
 def add_root_argument(parser: argparse.ArgumentParser) -> None:
@@ -36,11 +70,15 @@ def add_cache_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _seconds(text: str) -> float:
+def _number(text: str, kind: Callable[[str], float], what: str) -> float:
     try:
-        value = float(text)
+        return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    value = _number(text, float, "number of seconds")
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError("must be 0 or more seconds")
     return value
@@ -57,10 +95,7 @@ def add_lock_timeout_argument(parser: argparse.ArgumentParser, what: str) -> Non
 
 
 def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = int(_number(text, int, "number"))
     if not 1 <= value <= 256:
         raise argparse.ArgumentTypeError("must be between 1 and 256")
     return value
@@ -71,6 +106,15 @@ def _timeout(text: str) -> float:
     if not 0 < value <= 600:
         raise argparse.ArgumentTypeError("must be more than 0 and at most 600 seconds")
     return value
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """--timeout, --jobs and --ca-file: the options of `check` and `plan` extend it."""
+
+    timeout: float
+    jobs: int
+    ca_file: str | None
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:

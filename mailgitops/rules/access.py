@@ -23,10 +23,10 @@ from typing import Any
 
 from mailgitops.errors import ConfigError, UsageError
 from mailgitops.plan import Change, Plan, Refusal
+from mailgitops.settings import AccessLists, Settings
 
 RULE = "access"
 ACTOR_ENV = "MAILGITOPS_ACTOR"
-_ROLES = ("administrators", "mailbox_managers")
 
 
 def _key(user: str) -> str:
@@ -41,22 +41,11 @@ class Access:
     mailbox_managers: frozenset[str] = frozenset()
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Access | None:
-        """The rules, or None when the project has none. A malformed section is an error, never
-        "no rules": an unreadable access list must not let everyone through."""
-        section = settings.get("access")
-        if section is None and "access" not in settings:
-            return None
-        lists: dict[str, frozenset[str]] = {}
-        for role in _ROLES:
-            users = section.get(role, []) if isinstance(section, Mapping) else None
-            if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
-                raise ConfigError(
-                    "the `access` section of mailgitops.yaml is invalid, so nobody's rights can "
-                    "be checked; run `mailgitops validate`"
-                )
-            lists[role] = frozenset(_key(u) for u in users)
-        return cls(lists["administrators"], lists["mailbox_managers"])
+    def of(cls, lists: AccessLists) -> Access:
+        return cls(
+            frozenset(_key(u) for u in lists.administrators),
+            frozenset(_key(u) for u in lists.mailbox_managers),
+        )
 
     def is_admin(self, actor: str) -> bool:
         return _key(actor) in self.administrators
@@ -161,12 +150,18 @@ def refusal(changes: Iterable[Change], access: Access, actor: str) -> Refusal | 
     )
 
 
-def check(plan: Plan, settings: Mapping[str, Any], actor: str | None) -> Refusal | None:
+def check(plan: Plan, settings: Settings, actor: str | None) -> Refusal | None:
     """The access refusal of `plan` for `actor`, if any. What counts is who applies: a plan
-    (or a plan file) carries no actor that could be trusted."""
-    access = Access.from_settings(settings)
-    if access is None:
+    (or a plan file) carries no actor that could be trusted. A malformed section is an error,
+    never "no rules": an unreadable access list must not let everyone through."""
+    if settings.access_invalid:
+        raise ConfigError(
+            "the `access` section of mailgitops.yaml is invalid, so nobody's rights can "
+            "be checked; run `mailgitops validate`"
+        )
+    if settings.access is None:
         return None
+    access = Access.of(settings.access)
     if actor is None:
         raise UsageError(
             "mailgitops.yaml has access rules, so plan and apply need to know who acts: pass "
