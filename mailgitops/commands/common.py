@@ -34,12 +34,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """--state, --no-cache and --actor: what `plan` and `apply` read the config and state by."""
     add_state_argument(parser)
     add_cache_argument(parser)
-    parser.add_argument(
-        "--actor",
-        metavar="NAME",
-        help="who makes the changes, checked against the access rules of mailgitops.yaml "
-        "(default: $MAILGITOPS_ACTOR)",
-    )
+    who = "who makes the changes, checked against the access rules of mailgitops.yaml"
+    parser.add_argument("--actor", metavar="NAME", help=f"{who} (default: $MAILGITOPS_ACTOR)")
 
 
 def add_root_argument(parser: argparse.ArgumentParser) -> None:

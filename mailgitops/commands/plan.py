@@ -26,6 +26,7 @@ from mailgitops.pipeline import (
     planned_from,
     state_location,
 )
+from mailgitops.render import diagnostics
 from mailgitops.rules import access
 
 
@@ -112,7 +113,7 @@ def _failure(project: Project, exc: MailgitopsError) -> dict[str, Any]:
     return {
         "format_version": 1,
         "error": str(exc),
-        "diagnostics": [d.to_json() for d in findings],
+        "diagnostics": diagnostics.to_json(findings),
         "refusals": [
             {"rule": r.rule, "message": r.message, "details": list(r.details)}
             for r in getattr(exc, "refusals", ())
