@@ -12,7 +12,6 @@ from typing import Any
 from mailgitops.connect.results import ProviderResult, clean, summary
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.output import github_escape, paint
-from mailgitops.render.diagnostics import to_json as diagnostics_json
 
 CHECK_FORMAT_VERSION = 1
 _COLOR = {"ok": "green", "warning": "yellow", "fail": "red", "skipped": "dim"}
@@ -65,7 +64,7 @@ def to_json(
     }
     if error is not None:
         out["error"] = error
-        out["diagnostics"] = diagnostics_json(diagnostics)
+        out["diagnostics"] = [d.to_json() for d in diagnostics]
     return out
 
 
