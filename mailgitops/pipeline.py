@@ -100,6 +100,18 @@ class Project:
         from being found; the full check reports them, and `rule_settings` refuses them."""
         return self._settings_checked()[1]
 
+    def rule_settings(self) -> Settings:
+        """mailgitops.yaml as the rules read it: from the file itself and checked, never from
+        the cache (SPEC §9). Rules that cannot be read must not count as no rules."""
+        broken, settings = self._settings_checked()
+        if broken:
+            raise ConfigError(
+                f"{SETTINGS_FILE} has {len(broken)} error(s), so its rules (access, safety, "
+                "secrets) cannot be checked; nothing was planned or applied",
+                diagnostics=sorted(broken),
+            )
+        return settings
+
     def _settings_checked(self) -> tuple[list[Diagnostic], Settings]:
         if self._settings is None:
             checked = self._checked if self._checked is not None else check_settings(self.root)
@@ -190,19 +202,6 @@ def require_config(
     return normalize.build(checked)
 
 
-def rule_settings(project: Project) -> Settings:
-    """mailgitops.yaml as the rules read it: from the file itself and checked, never from the
-    cache (SPEC §9). Rules that cannot be read must not count as no rules."""
-    broken, settings = project._settings_checked()
-    if broken:
-        raise ConfigError(
-            f"{SETTINGS_FILE} has {len(broken)} error(s), so its rules (access, safety, "
-            "secrets) cannot be checked; nothing was planned or applied",
-            diagnostics=broken,
-        )
-    return settings
-
-
 def evaluate(
     project: Project,
     plan: Plan,
@@ -214,7 +213,7 @@ def evaluate(
     and the secrets that cannot be read here. The one way plan and apply judge a plan."""
     if warnings:
         plan = dataclasses.replace(plan, warnings=(*warnings, *plan.warnings))
-    plan = rules.evaluate(plan, state, rule_settings(project), actor, project.root)
+    plan = rules.evaluate(plan, state, project.rule_settings(), actor, project.root)
     return secrets.with_unreadable(plan, project.root)
 
 

@@ -2,16 +2,19 @@
 (schemas/settings.schema.json is the check; validate reports its findings).
 
 Each section is read here and nowhere else: the state backend (`state:`), the access rules
-(`access:`), the mass-deletion guard (`safety:`), the secret policy (`secrets:`) and the
-templates' `vars:`. A document with errors still gives a Settings (the state backend is opened
-before the full check reports them), so nothing here raises: a section that cannot be read is
-remembered as such, and the rule that needs it refuses (an unreadable access list must not let
-everyone through)."""
+(`access:`), the mass-deletion guard (`safety:`) and the secret policy (`secrets:`). The
+templates' `vars:` are not here: they are an input of the check (templates are rendered to be
+checked), read by templating.template_inputs.
+
+A document with errors still gives a Settings (the state backend is opened before the full
+check reports them), so nothing here raises: a section that cannot be read is remembered as
+such, and the rule that needs it refuses (an unreadable access list must not let everyone
+through)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_MAX_DELETE_SHARE = 0.25
@@ -93,7 +96,6 @@ class Settings:
     access_invalid: bool = False
     safety: Safety = Safety()
     secrets: SecretsPolicy | None = None
-    vars: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, data: object) -> Settings:
@@ -102,14 +104,12 @@ class Settings:
         if not isinstance(data, Mapping):
             return cls()
         access, access_invalid = _access(data)
-        variables = data.get("vars")
         return cls(
             state=StateSetting.of(data.get("state")),
             access=access,
             access_invalid=access_invalid,
             safety=_safety(data.get("safety")),
             secrets=SecretsPolicy.of(data.get("secrets")),
-            vars=_plain(variables) if isinstance(variables, Mapping) else {},
         )
 
 

@@ -199,3 +199,194 @@ def test_validate_github_names_files_from_the_checkout(
     assert (code, err) == (1, "")
     assert out.startswith("::error file=cfg/providers.d/corp.yaml,line=7,col=1,title=unknown-key::")
     assert out.count("\n") == 1
+
+
+# A provider whose servers refuse every connection at once: checks fail without a network.
+CLOSED = """name: local
+domains: [local.test]
+imap:
+  host: 127.0.0.1
+  port: 1
+smtp:
+  host: 127.0.0.1
+  port: 2
+"""
+
+
+def closed_root(root: Path) -> Path:
+    return tree(root, {"providers.d/local.yaml": CLOSED, "mailboxes.d/.gitkeep": ""})
+
+
+def test_check_reports_refused_connections_as_text_and_github(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed_root(tmp_path / "k")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "check", "-C", "k", "--timeout", "5")
+    assert (code, err) == (1, "")
+    assert out.splitlines()[0] == "local (providers.d/local.yaml:1)"
+    assert "  FAIL    imap 127.0.0.1:1 tcp: cannot connect: " in out
+    assert out.endswith(
+        "FAILED: 1 provider(s) failed a check; 1 provider(s) checked: 2 ok, 0 warning(s), "
+        "2 failed\n"
+    )
+    code, out, err = run(capsys, "check", "-C", "k", "--timeout", "5", "--format", "github")
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        "::error file=k/providers.d/local.yaml,line=3,title=check local imap tcp::127.0.0.1:1: "
+    )
+    assert lines[1].startswith("::error file=k/providers.d/local.yaml,line=6,")
+    assert lines[2].startswith("::notice title=mailgitops check::FAILED: 1 provider(s) failed")
+
+
+def test_apply_refuses_a_plan_whose_checks_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed_root(tmp_path / "k")
+    monkeypatch.chdir(tmp_path)
+    argv = ("plan", "-C", "k", "--check", "--timeout", "5", "--out", "k.plan.json")
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and "+ provider" in out
+    assert (
+        err == "Saved the plan to k.plan.json; apply it with `mailgitops apply -C k k.plan.json`.\n"
+    )
+    code, out, err = run(capsys, "apply", "-C", "k", "k.plan.json")
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        "error: the plan is refused: k.plan.json records 2 failed connection check(s) (plan "
+        "--check); fix the provider or pass --allow-failed-check:\n"
+        "  - local: imap 127.0.0.1:1 tcp: cannot connect: "
+    )
+    assert not (tmp_path / "k" / "mailgitops.state.json").exists()
+    code, out, err = run(capsys, "apply", "-C", "k", "k.plan.json", "--allow-failed-check")
+    assert code == 0 and err == ""
+    assert out.splitlines()[-1].startswith("Apply complete! 1 added, 0 changed, 0 destroyed")
+
+
+def test_apply_refuses_a_plan_of_another_lineage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = closed_root(tmp_path / "k")
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "apply", "-C", "k", "--auto-approve")[0] == 0
+    (root / "providers.d/other.yaml").write_text(CORP)
+    assert run(capsys, "plan", "-C", "k", "--no-cache", "--out", "k.plan.json")[0] == 0
+    (root / "mailgitops.state.json").unlink()
+    assert run(capsys, "apply", "-C", "k", "--auto-approve")[0] == 0  # a new lineage
+    state = (root / "mailgitops.state.json").read_bytes()
+    code, out, err = run(capsys, "apply", "-C", "k", "k.plan.json")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: stale plan k.plan.json: the state has another lineage (a different live "
+        "system). Make a new plan and review it.\n"
+    )
+    assert (root / "mailgitops.state.json").read_bytes() == state
+
+
+def test_state_list_pull_forget_and_push_of_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed_root(tmp_path / "k")
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "apply", "-C", "k", "--auto-approve")[0] == 0
+    code, out, err = run(capsys, "state", "list", "-C", "k")
+    assert (code, err) == (0, "")
+    assert out == (
+        'managed    provider  "local"\n'
+        "1 entries (1 managed) in k/mailgitops.state.json, serial 1.\n"
+    )
+    code, out, err = run(capsys, "state", "pull", "-C", "k", "--to", "copy.json")
+    assert (code, err) == (0, "")
+    assert out.startswith("Copied state lineage ")
+    assert out.endswith(
+        ", serial 1 (1 providers, 0 mailboxes) from k/mailgitops.state.json to copy.json.\n"
+    )
+    code, out, err = run(capsys, "state", "pull", "-C", "k", "--to", "copy.json")
+    assert (code, err) == (0, "")
+    assert out.startswith("copy.json already holds this state (lineage ")
+    code, out, err = run(capsys, "state", "forget", "-C", "k", "nobody")
+    assert (code, out) == (1, "")
+    assert err == (
+        'error: not in the live state at k/mailgitops.state.json: "nobody"; nothing was '
+        "written (see `mailgitops state list`)\n"
+    )
+    code, out, err = run(capsys, "state", "forget", "-C", "k", "local")
+    assert (code, err) == (0, "")
+    assert out.startswith('forgot provider "local": still live, no longer managed\n')
+    code, out, err = run(capsys, "state", "push", "-C", "k", "--from", "copy.json")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: refusing to overwrite k/mailgitops.state.json: the destination is newer "
+        "(serial 2, the source has 1): copying would undo applies. Nothing was written; pass "
+        "--force to overwrite it anyway.\n"
+    )
+    code, out, err = run(capsys, "state", "push", "-C", "k", "--from", "copy.json", "--force")
+    assert (code, err) == (0, "")
+    code, out, err = run(capsys, "state", "list", "-C", "k", "--format", "json")
+    assert code == 0
+    document = json.loads(out)
+    assert (document["serial"], document["entries"][0]["managed"]) == (1, True)
+
+
+def test_show_of_no_state_and_resolve_of_an_unserved_domain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    standard(tmp_path)
+    code, out, err = run(capsys, "show", "-C", str(tmp_path))
+    assert (code, err) == (0, "")
+    state = tmp_path / "mailgitops.state.json"
+    assert out == f"No live state yet at {state} (an empty live system).\n"
+    code, out, err = run(
+        capsys, "resolve", "-C", str(tmp_path), "a@nowhere.test", "--format", "json"
+    )
+    assert code == 1
+    assert json.loads(out) == {"address": "a@nowhere.test", "provider": None}
+    assert err == "error: no provider serves `nowhere.test`: no provider lists it in `domains`\n"
+
+
+def test_resolve_json_of_a_served_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    standard(tmp_path)
+    code, out, err = run(
+        capsys, "resolve", "-C", str(tmp_path), " Alice@Example.com ", "--format", "json"
+    )
+    assert (code, err) == (0, "")
+    document = json.loads(out)
+    assert (document["address"], document["provider"], document["login"]) == (
+        "alice@example.com",
+        "corp",
+        "alice@example.com",
+    )
+    assert document["settings"]["imap"]["host"] == "imap.example.com"
+
+
+def test_render_refuses_what_is_not_a_template(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    standard(tmp_path)
+    code, out, err = run(capsys, "render", "-C", str(tmp_path), "providers.d/corp.yaml")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: providers.d/corp.yaml is not a template of the config: templates are "
+        "providers.d/*.yaml.j2 and mailboxes.d/*.yaml.j2\n"
+    )
+    gone = tmp_path / "providers.d/gone.yaml.j2"
+    code, out, err = run(capsys, "render", "-C", str(tmp_path), str(gone))
+    assert (code, out) == (1, "")
+    assert err == f"error: {gone}: no such template in {tmp_path}\n"
+
+
+def test_import_ispdb_refuses_a_file_as_providers_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tree(tmp_path / "root", {"providers.d": "a file\n"})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = run(capsys, "import-ispdb", "-C", str(root), str(empty))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"warning: {empty} has no *.xml files\n"
+        f"error: {root / 'providers.d'} exists and is not a directory\n"
+    )
