@@ -38,32 +38,50 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor", metavar="NAME", help=f"{who} (default: $MAILGITOPS_ACTOR)")
 
 
+# The arguments several commands share: their flags and argparse keywords.
+_SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "root": (
+        ("-C", "--root"),
+        {
+            "default": ".",
+            "metavar": "DIR",
+            "help": "the config repository (default: the current directory)",
+        },
+    ),
+    "state": (
+        ("--state",),
+        {
+            "metavar": "PATH",
+            "help": "the live state (default: $MAILGITOPS_STATE, then the state setting of "
+            "mailgitops.yaml, then <root>/mailgitops.state.json)",
+        },
+    ),
+    "cache": (
+        ("--no-cache",),
+        {
+            "action": "store_true",
+            "help": "do not use the cache of parsed files ($MAILGITOPS_CACHE_DIR, else "
+            "~/.cache/mailgitops)",
+        },
+    ),
+}
+
+
+def _add_shared(parser: argparse.ArgumentParser, name: str) -> None:
+    flags, keywords = _SHARED[name]
+    parser.add_argument(*flags, **keywords)
+
+
 def add_root_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-C",
-        "--root",
-        default=".",
-        metavar="DIR",
-        help="the config repository (default: the current directory)",
-    )
+    _add_shared(parser, "root")
 
 
 def add_state_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--state",
-        metavar="PATH",
-        help="the live state (default: $MAILGITOPS_STATE, then the state "
-        "setting of mailgitops.yaml, then <root>/mailgitops.state.json)",
-    )
+    _add_shared(parser, "state")
 
 
 def add_cache_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="do not use the cache of parsed files ($MAILGITOPS_CACHE_DIR, else "
-        "~/.cache/mailgitops)",
-    )
+    _add_shared(parser, "cache")
 
 
 def _number(text: str, kind: Callable[[str], float], what: str) -> float:

@@ -16,6 +16,8 @@ from mailgitops.errors import MailgitopsError
 
 @dataclass(frozen=True)
 class Options:
+    """`--out DIR`, required: no default place to write the schemas into."""
+
     out: str
 
 
