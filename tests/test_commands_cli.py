@@ -390,3 +390,45 @@ def test_import_ispdb_refuses_a_file_as_providers_folder(
         f"warning: {empty} has no *.xml files\n"
         f"error: {root / 'providers.d'} exists and is not a directory\n"
     )
+
+
+def test_resolve_shows_the_login_each_login_format_gives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    servers = "imap:\n  host: imap.{0}.test\nsmtp:\n  host: smtp.{0}.test\n"
+    tree(
+        tmp_path,
+        {
+            "providers.d/ex.yaml": "name: ex\nservice_type: exchange\ndomains: [ex.test]\n"
+            "exchange:\n  autodiscover: true\n",
+            "providers.d/mb.yaml": "name: mb\ndomains: [mb.test]\nlogin_format: mailbox_name\n"
+            + servers.format("mb"),
+            "providers.d/man.yaml": "name: man\ndomains: [man.test]\nlogin_format: manual\n"
+            + servers.format("man"),
+        },
+    )
+    code, out, err = run(capsys, "resolve", "-C", str(tmp_path), "a@ex.test")
+    assert (code, err) == (0, "")
+    assert out == (
+        "a@ex.test -> provider ex\n"
+        "  defined in   providers.d/ex.yaml:1\n"
+        "  exchange     (autodiscover)\n"
+        "  auth         basic\n"
+        "  login        a@ex.test\n"
+    )
+    code, out, err = run(capsys, "resolve", "-C", str(tmp_path), "b@mb.test")
+    assert (code, err) == (0, "")
+    assert out == (
+        "b@mb.test -> provider mb\n"
+        "  defined in   providers.d/mb.yaml:1\n"
+        "  imap         imap.mb.test:993 (ssl_tls)\n"
+        "  smtp         smtp.mb.test:465 (ssl_tls, timeout 40s)\n"
+        "  auth         basic\n"
+        "  login        b\n"
+    )
+    code, out, err = run(capsys, "resolve", "-C", str(tmp_path), "c@man.test")
+    assert (code, err) == (0, "")
+    assert out.endswith("  login        manual: the mailbox must set `login`\n")
+    code, out, err = run(capsys, "resolve", "-C", str(tmp_path), "x@none.test")
+    assert (code, out) == (1, "")
+    assert err == "error: no provider serves `none.test`: no provider lists it in `domains`\n"
