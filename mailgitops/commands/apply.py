@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailgitops import output, planfile, render, secrets
-from mailgitops.commands.common import add_command, add_config_arguments, add_lock_timeout_argument
+from mailgitops.commands.common import (
+    add_actor_argument,
+    add_command,
+    add_config_arguments,
+    add_lock_timeout_argument,
+)
 from mailgitops.errors import (
     MailgitopsError,
     PlanRefused,
@@ -64,6 +69,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     add_config_arguments(parser)
     parser.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved by --out")
+    add_actor_argument(parser)
     parser.add_argument(
         "--auto-approve", action="store_true", help="apply without asking (needed without a TTY)"
     )

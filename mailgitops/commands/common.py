@@ -31,9 +31,12 @@ def add_command(
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """--state, --no-cache and --actor: what `plan` and `apply` read the config and state by."""
+    """--state and --no-cache: what `plan` and `apply` read the config and state by."""
     add_state_argument(parser)
     add_cache_argument(parser)
+
+
+def add_actor_argument(parser: argparse.ArgumentParser) -> None:
     who = "who makes the changes, checked against the access rules of mailgitops.yaml"
     parser.add_argument("--actor", metavar="NAME", help=f"{who} (default: $MAILGITOPS_ACTOR)")
 

@@ -13,6 +13,7 @@ from typing import Any
 from mailgitops import output, planfile, render
 from mailgitops.commands.common import (
     NetworkOptions,
+    add_actor_argument,
     add_check_arguments,
     add_command,
     add_config_arguments,
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_config_arguments(parser)
     parser.add_argument("--out", metavar="PLANFILE", help="save the plan for `apply PLANFILE`")
     parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    add_actor_argument(parser)
     parser.add_argument(
         "--detailed-exitcode",
         action="store_true",
