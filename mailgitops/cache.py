@@ -29,6 +29,7 @@ from typing import Any
 from mailgitops import __version__, schema
 from mailgitops.config.parse import Document
 from mailgitops.fsutil import atomic_write
+from mailgitops.plan.desired import Desired
 
 ENV_VAR = "MAILGITOPS_CACHE_DIR"
 KEY_ENV = "MAILGITOPS_CACHE_KEY"
@@ -190,6 +191,22 @@ class Cache:
 
     def remember_state_valid(self, digest: bytes) -> None:
         self.put(self.key("state-valid", digest), True)
+
+    # -- the whole config -----------------------------------------------------------------------
+
+    # The whole config as the plan compares it (pipeline.Project.desired), under a key over
+    # every file of the config: the desired entries and the config's warnings.
+    def desired(self, key: str) -> tuple[Desired, tuple[str, ...]] | None:
+        hit = self.get(key)
+        if not isinstance(hit, dict):
+            return None
+        try:
+            return Desired.from_json(hit["desired"]), tuple(str(w) for w in hit["warnings"])
+        except (KeyError, TypeError, ValueError):
+            return None  # a mangled entry: computed again and rewritten
+
+    def remember_desired(self, key: str, desired: Desired, warnings: tuple[str, ...]) -> None:
+        self.put(key, {"desired": desired.to_json(), "warnings": list(warnings)})
 
 
 def _private_dir(path: Path) -> None:

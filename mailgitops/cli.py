@@ -1,9 +1,10 @@
-"""Command line: parse into argparse namespaces, dispatch to one function per command
-(mailgitops/commands/*.py), and the one top-level error handler."""
+"""Command line: parse with argparse, fill the chosen command's typed options once, dispatch to
+its `run` (mailgitops/commands/*.py), and the one top-level error handler."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import importlib
 import os
@@ -11,10 +12,10 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from mailgitops import __version__, output
-from mailgitops.errors import MailgitopsError, UsageError
+from mailgitops.errors import ConfigError, MailgitopsError, UsageError
 
 # Command name -> module in mailgitops.commands. A run imports only the module of its command
 # (a CLI's start-up time is paid on every CI step); help and usage errors import them all.
@@ -86,10 +87,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 1
-        code: int = args.func(args)
+        code: int = args.func(options_of(args.options, args))
         return code
     except MailgitopsError as exc:
-        output.error(str(exc))
+        _report(exc)
         return 1
     except KeyboardInterrupt:
         output.error("interrupted")
@@ -106,6 +107,25 @@ def _main(argv: Sequence[str] | None) -> int:
             f"unexpected {type(exc).__name__}: this is a bug in mailgitops. Details: {log}"
         )
         return 1
+
+
+def options_of(kind: type[Any], args: argparse.Namespace) -> Any:
+    """A command's frozen options dataclass, filled once from what argparse parsed: each
+    field is the argument of the same `dest` (commands set `options=` with their `run`)."""
+    return kind(**{field.name: getattr(args, field.name) for field in dataclasses.fields(kind)})
+
+
+def _report(exc: MailgitopsError) -> None:
+    """An expected failure on stderr: a config's findings and the rules it breaks first, as
+    validate prints them, then `error: MESSAGE`."""
+    if isinstance(exc, ConfigError):
+        if exc.diagnostics:
+            from mailgitops.render.diagnostics import to_stderr
+
+            to_stderr(exc.diagnostics)
+        for refusal in exc.refusals:
+            output.error(str(refusal))
+    output.error(str(exc))
 
 
 def _write_crash_log() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mailgitops.output import visible
+from mailgitops.output import paint, visible
 
 Severity = Literal["error", "warning"]
 
@@ -33,10 +33,16 @@ class Diagnostic:
     rule: str
 
     def __str__(self) -> str:
-        """One line, whatever the file name or message holds: key names and file names come
-        from the config, and a line break in one must not forge a line of its own."""
+        return self.line_text(color=False)
+
+    def line_text(self, color: bool) -> str:
+        """`FILE:LINE:COL: severity: MESSAGE [rule]`, the one line every command prints a
+        finding as: one line whatever the file name or message holds (key names and file
+        names come from the config, and a line break in one must not forge a line of its
+        own); the severity painted when `color`."""
+        severity = paint(self.severity, "red" if self.severity == "error" else "yellow", color)
         return (
-            f"{visible(self.file)}:{self.line}:{self.col}: {self.severity}: "
+            f"{visible(self.file)}:{self.line}:{self.col}: {severity}: "
             f"{visible(self.message)} [{self.rule}]"
         )
 

@@ -20,12 +20,16 @@ class NotConfigRoot(UsageError):
 
 
 class ConfigError(MailgitopsError):
-    """The config cannot be used (the diagnostics were already reported). `refusals` are the
-    plan rules it already breaks (a provider removed while mailboxes use it)."""
+    """The config cannot be used. `diagnostics` are its findings and `refusals` the plan rules
+    it already breaks (a provider removed while mailboxes use it); cli.py reports both before
+    the message."""
 
-    def __init__(self, message: str, refusals: Sequence[Any] = ()) -> None:
+    def __init__(
+        self, message: str, refusals: Sequence[Any] = (), diagnostics: Sequence[Any] = ()
+    ) -> None:
         super().__init__(message)
         self.refusals = tuple(refusals)
+        self.diagnostics = tuple(diagnostics)
 
 
 class StateError(MailgitopsError):

@@ -1,17 +1,16 @@
 """The steps every state-reading command shares: check and normalize the config, open the
-state backend, make the plan."""
+state backend, make the plan. Nothing here prints: a config's findings travel in its
+ConfigError to cli.py, which reports them."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mailgitops import normalize, output, rules, secrets
+from mailgitops import normalize, rules, secrets
 from mailgitops.cache import Cache, open_cache
 from mailgitops.config.files import (
     DATA_DIR,
@@ -21,7 +20,6 @@ from mailgitops.config.files import (
     TEMPLATE_SUFFIX,
     TEMPLATES_DIR,
     check_root,
-    read,
     settings_files,
 )
 from mailgitops.config.templates.inputs import input_parts
@@ -38,7 +36,7 @@ from mailgitops.plan.compute import compute
 from mailgitops.plan.desired import Desired
 from mailgitops.plan.result import Plan
 from mailgitops.planfile import Location, SavedPlan
-from mailgitops.rules.deletion import removed_provider_refusals
+from mailgitops.settings import Settings
 from mailgitops.state import ENV_VAR, open_backend
 from mailgitops.state.base import State, StateBackend
 from mailgitops.state.file import FileBackend
@@ -81,8 +79,9 @@ class Project:
     root: Path
     cache: Cache | None = None
     _checked: CheckedConfig | None = None
-    _settings: dict[str, Any] | None = None
-    cached_clean: bool = False  # the whole config came from the cache: it had no errors
+    # mailgitops.yaml's errors (as checked alone, or by the full check) and the Settings
+    # built from it.
+    _settings: tuple[list[Diagnostic], Settings] | None = None
     _desired: tuple[Desired, tuple[str, ...]] | None = None
     # Once the desired entries are built, the parsed files are freed (findings and settings are
     # kept); `checked` reads them again for a caller that needs them (`plan --check`).
@@ -100,22 +99,37 @@ class Project:
         return self._checked.diagnostics.sorted() if self._checked is not None else []
 
     @property
-    def settings(self) -> dict[str, Any]:
-        """mailgitops.yaml: as checked, once the config was; before that (to find the state
-        backend) just as parsed. Its errors are reported by the full check."""
-        if self._checked is not None:
-            return self._checked.settings
+    def settings(self) -> Settings:
+        """mailgitops.yaml, built once: read from the file itself (never the cache) and
+        checked, by the full check if it ran first. Its errors do not stop the state backend
+        from being found; the full check reports them, and `rule_settings` refuses them."""
+        return self._settings_checked()[1]
+
+    def rule_settings(self) -> Settings:
+        """mailgitops.yaml as the rules read it: from the file itself and checked, never from
+        the cache (SPEC §9). Rules that cannot be read must not count as no rules."""
+        broken, settings = self._settings_checked()
+        if broken:
+            raise ConfigError(
+                f"{SETTINGS_FILE} has {len(broken)} error(s), so its rules (access, safety, "
+                "secrets) cannot be checked; nothing was planned or applied",
+                diagnostics=sorted(broken),
+            )
+        return settings
+
+    def _settings_checked(self) -> tuple[list[Diagnostic], Settings]:
         if self._settings is None:
-            doc = read(self.root, SETTINGS_FILE) if (self.root / SETTINGS_FILE).is_file() else None
-            data = doc.data if doc is not None else None
-            self._settings = data if isinstance(data, dict) else {}
+            checked = self._checked if self._checked is not None else check_settings(self.root)
+            broken = [
+                d
+                for d in checked.diagnostics.errors
+                if d.file == SETTINGS_FILE or d.rule == "settings-name"  # a near-named file
+            ]
+            self._settings = broken, Settings.of(checked.settings)
         return self._settings
 
     def backend(self, state_arg: str | None) -> StateBackend:
-        setting = self.settings.get("state")
-        backend = open_backend(
-            state_arg, self.root, setting if isinstance(setting, dict) else None, self.cache
-        )
+        backend = open_backend(state_arg, self.root, self.settings.state, self.cache)
         if isinstance(backend, FileBackend):
             _refuse_state_in_config(backend, self.root)
         return backend
@@ -123,24 +137,16 @@ class Project:
     def desired(
         self, state: State | Callable[[], State] | None = None
     ) -> tuple[Desired, tuple[str, ...]]:
-        """The config as the plan compares it, and its warnings. Raises ConfigError (after
-        reporting the findings) when the config has errors; `state` (or the function that
-        reads it) is read then only, for the refusals of removed providers."""
+        """The config as the plan compares it, and its warnings. Raises ConfigError (with the
+        findings) when the config has errors; `state` (or the function that reads it) is read
+        then only, for the refusals of removed providers."""
         if self._desired is not None:
             return self._desired
         key = self._config_key()
         if key is not None and self.cache is not None:
-            hit = self.cache.get(key)
-            if isinstance(hit, dict):
-                try:
-                    desired = Desired.from_json(hit["desired"])
-                    warnings = tuple(str(w) for w in hit["warnings"])
-                    self.cached_clean = True
-                except (KeyError, TypeError, ValueError):
-                    pass  # a mangled entry: computed again and rewritten below
-                else:
-                    self._desired = desired, warnings
-                    return self._desired
+            self._desired = self.cache.desired(key)
+            if self._desired is not None:
+                return self._desired
         config = require_config(self, state)
         warnings = tuple(
             str(d) for d in self.checked.diagnostics.sorted() if d.severity == "warning"
@@ -155,13 +161,7 @@ class Project:
         del config
         self._desired = desired, warnings
         if key is not None and self.cache is not None:
-            self.cache.put(
-                key,
-                {
-                    "desired": desired.to_json(),
-                    "warnings": list(warnings),
-                },
-            )
+            self.cache.remember_desired(key, desired, warnings)
         return desired, warnings
 
     def _config_key(self) -> str | None:
@@ -186,54 +186,24 @@ def load_project(root_arg: str, use_cache: bool = False) -> Project:
     return Project(Path(root_arg), open_cache(disabled=not use_cache))
 
 
-def report_findings(diags: list[Diagnostic]) -> None:
-    """Config errors of a command other than validate: on stderr, as validate prints them."""
-    color = output.use_color(sys.stderr)
-    for d in diags:
-        sev = output.paint(d.severity, "red" if d.severity == "error" else "yellow", color)
-        # As Diagnostic.__str__ and validate print it: one line, whatever the file name holds.
-        output.err(
-            f"{output.visible(d.file)}:{d.line}:{d.col}: {sev}: "
-            f"{output.visible(d.message)} [{d.rule}]"
-        )
-
-
 def require_config(
     project: Project, state: State | Callable[[], State] | None = None, done: str = "planned"
 ) -> Config:
     checked = project.checked
     if not checked.ok:
-        diags = checked.diagnostics.sorted()
-        report_findings(diags)
         if callable(state):
             try:
                 state = state()
             except MailgitopsError:
                 state = None  # the config's errors come first
-        refusals = removed_provider_refusals(checked, state) if state is not None else []
-        for refusal in refusals:
-            output.error(str(refusal))
+        refusals = rules.config_refusals(checked, state) if state is not None else []
         errors = len(checked.diagnostics.errors)
-        raise ConfigError(f"the config has {errors} error(s); nothing was {done}", refusals)
-    return normalize.build(checked)
-
-
-def rule_settings(project: Project) -> dict[str, Any]:
-    """mailgitops.yaml as the rules read it: from the file itself and checked, never from the
-    cache (SPEC §9). Rules that cannot be read must not count as no rules."""
-    checked = project._checked if project._checked is not None else check_settings(project.root)
-    broken = [
-        d
-        for d in checked.diagnostics.errors
-        if d.file == SETTINGS_FILE or d.rule == "settings-name"  # a near-named settings file
-    ]
-    if broken:
-        report_findings(sorted(broken))
         raise ConfigError(
-            f"{SETTINGS_FILE} has {len(broken)} error(s), so its rules (access, safety, "
-            "secrets) cannot be checked; nothing was planned or applied"
+            f"the config has {errors} error(s); nothing was {done}",
+            refusals,
+            checked.diagnostics.sorted(),
         )
-    return checked.settings
+    return normalize.build(checked)
 
 
 def evaluate(
@@ -247,7 +217,7 @@ def evaluate(
     and the secrets that cannot be read here. The one way plan and apply judge a plan."""
     if warnings:
         plan = dataclasses.replace(plan, warnings=(*warnings, *plan.warnings))
-    plan = rules.evaluate(plan, state, rule_settings(project), actor, project.root)
+    plan = rules.evaluate(plan, state, project.rule_settings(), actor, project.root)
     return secrets.with_unreadable(plan, project.root)
 
 
@@ -279,7 +249,7 @@ def state_location(project: Project, state_arg: str | None, backend: StateBacken
         chosen_by = "--state"
     elif os.environ.get(ENV_VAR):
         chosen_by = ENV_VAR
-    elif isinstance(project.settings.get("state"), dict) and project.settings["state"]:
+    elif project.settings.state is not None:
         chosen_by = SETTINGS_FILE
     else:
         chosen_by = "default"
@@ -288,8 +258,8 @@ def state_location(project: Project, state_arg: str | None, backend: StateBacken
         root = Path(os.path.abspath(project.root))
         where = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         return Location("file", where, chosen_by)
-    setting = project.settings.get("state")
-    dsn = setting.get("dsn") if chosen_by == SETTINGS_FILE and isinstance(setting, dict) else None
+    setting = project.settings.state
+    dsn = setting.dsn if chosen_by == SETTINGS_FILE and setting is not None else None
     if isinstance(dsn, dict):
         # A DSN kept behind a reference is recorded as the reference: its value may name a
         # host one does not put in Git, let alone in a plan artifact.
@@ -304,7 +274,7 @@ def backend_for_plan(project: Project, state_arg: str | None, saved: SavedPlan) 
     """The state a saved plan is applied to: the one it was made against, unless --state,
     MAILGITOPS_STATE or mailgitops.yaml names one; then the two must be the same state."""
     recorded = saved.location
-    configured = isinstance(project.settings.get("state"), dict) and project.settings["state"]
+    configured = project.settings.state is not None
     if recorded is None or state_arg or os.environ.get(ENV_VAR) or configured:
         backend = project.backend(state_arg)
         here = state_location(project, state_arg, backend)

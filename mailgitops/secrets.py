@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailgitops.errors import SecretError
 from mailgitops.model import KEEP_LIVE, REFERENCE_PATHS
+from mailgitops.settings import SecretsPolicy
 
 if TYPE_CHECKING:  # validate needs only the policy: no plan machinery at import
     from mailgitops.plan.changes import Change
@@ -31,24 +32,21 @@ def describe(ref: dict[str, Any]) -> str:
     return f"file:{ref.get('file')}"
 
 
-def policy_violation(ref: dict[str, Any], settings: dict[str, Any], root: Path) -> str | None:
+def policy_violation(ref: dict[str, Any], policy: SecretsPolicy | None, root: Path) -> str | None:
     """Why `ref` is not allowed by the `secrets:` section of mailgitops.yaml, or None. With
     `env_allow`, an {env: NAME} must match one of its glob patterns; with `file_root`, a
     {file: PATH} must resolve (symlinks resolved) inside that directory — so a pull request
     cannot point a password at /etc/shadow or at a CI credential. Nothing is read."""
-    section = settings.get("secrets")
-    if not isinstance(section, dict):
+    if policy is None:
         return None
     if "env" in ref:
-        patterns = section.get("env_allow")
+        patterns = policy.env_allow
         name = str(ref["env"])
-        if isinstance(patterns, list) and not any(
-            fnmatch.fnmatchcase(name, str(p)) for p in patterns
-        ):
+        if patterns is not None and not any(fnmatch.fnmatchcase(name, p) for p in patterns):
             return f"environment variable {name} is not allowed by secrets.env_allow"
         return None
-    file_root = section.get("file_root")
-    if not isinstance(file_root, str) or not isinstance(ref.get("file"), str):
+    file_root = policy.file_root
+    if file_root is None or not isinstance(ref.get("file"), str):
         return None
     allowed = (root / Path(file_root).expanduser()).resolve()
     target = (root / Path(ref["file"]).expanduser()).resolve()
@@ -184,12 +182,12 @@ def unreadable(changes: Iterable[Change], root: Path) -> list[str]:
     return list(out)
 
 
-def violations(changes: Iterable[Change], settings: dict[str, Any], root: Path) -> list[str]:
+def violations(changes: Iterable[Change], policy: SecretsPolicy | None, root: Path) -> list[str]:
     """`env:NAME: reason` for every delivered secret that mailgitops.yaml does not allow."""
     out: dict[str, None] = {}
     for change in changes:
         for ref in delivered(change):
-            reason = policy_violation(ref, settings, root)
+            reason = policy_violation(ref, policy, root)
             if reason is not None:
                 out[f"{describe(ref)}: {reason}"] = None
     return list(out)

@@ -31,6 +31,7 @@ from psycopg import sql
 
 from mailgitops.cli import main
 from mailgitops.errors import LockError, StateError
+from mailgitops.settings import StateSetting
 from mailgitops.state import open_backend
 from mailgitops.state.base import State, StateBackend
 from mailgitops.state.postgres import PostgresBackend
@@ -653,21 +654,21 @@ def test_postgres_selection_from_env_and_settings(
     (tmp_path / "dsn.txt").write_text("host=db dbname=mail user=ci\n")
     monkeypatch.setenv("PG_PW", "settings-pw-123")
     setting = {"backend": "postgres", "dsn": {"file": "dsn.txt"}, "password": {"env": "PG_PW"}}
-    backend = open_backend(None, tmp_path, {**setting, "workspace": "team-b"})
+    backend = open_backend(None, tmp_path, StateSetting.of({**setting, "workspace": "team-b"}))
     assert isinstance(backend, PostgresBackend) and backend.workspace == "team-b"
     assert "settings-pw-123" not in backend.describe() + repr(backend)
     # A DSN behind a reference is private as a whole: only the reference is named.
     assert "file:dsn.txt" in backend.describe()
     assert not {"db", "mail", "ci"} & set(backend.describe().replace("(", " ").split())
     with pytest.raises(StateError, match=r"state\.dsn must name the database"):
-        open_backend(None, tmp_path, {"backend": "postgres"})
+        open_backend(None, tmp_path, StateSetting.of({"backend": "postgres"}))
     monkeypatch.delenv("PG_PW")
     with pytest.raises(StateError, match=r"state\.password: cannot read env:PG_PW"):
-        open_backend(None, tmp_path, setting)
+        open_backend(None, tmp_path, StateSetting.of(setting))
     with pytest.raises(StateError, match="two workspaces"):
         open_backend(
-            None, tmp_path, {"backend": "postgres", "dsn": "postgresql://h/db?workspace=a",
-                             "workspace": "b"}
+            None, tmp_path, StateSetting.of({"backend": "postgres",
+                             "dsn": "postgresql://h/db?workspace=a", "workspace": "b"})
         )  # fmt: skip
     with pytest.raises(StateError, match="invalid PostgreSQL state workspace"):
         open_backend("postgresql://h/db?workspace=a/b", tmp_path)

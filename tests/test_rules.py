@@ -11,6 +11,7 @@ from mailgitops.plan.changes import Change
 from mailgitops.plan.compute import compute
 from mailgitops.plan.desired import Desired
 from mailgitops.plan.result import Plan, Refusal, StateRef
+from mailgitops.settings import Settings
 from mailgitops.state.base import State
 
 CORP: dict[str, Any] = {"service_type": "imap", "domains": ["example.com"]}
@@ -31,8 +32,8 @@ def test_evaluate_is_idempotent_and_reports_each_rule_once(tmp_path: Path) -> No
     # The config drops the provider and 4 of 12 managed mailboxes.
     kept = {k: (_box(v["owner"]), None) for k, v in list(live.mailboxes.items())[4:12]}
     plan = compute(Desired({}, kept), live)
-    once = rules.evaluate(plan, live, {}, None, tmp_path)
-    twice = rules.evaluate(once, live, {}, None, tmp_path)
+    once = rules.evaluate(plan, live, Settings(), None, tmp_path)
+    twice = rules.evaluate(once, live, Settings(), None, tmp_path)
     assert once == twice
     assert [r.rule for r in once.refusals] == ["deletion-rule"]
     assert [g.rule for g in once.guards] == ["mass-delete"]
@@ -45,7 +46,7 @@ def test_refusals_written_into_a_plan_are_not_kept(tmp_path: Path) -> None:
     plan = compute(Desired({"corp": (CORP, None)}, {}), live)
     assert plan.changes, "deletes of the managed mailboxes"
     forged = Plan(plan.changes, plan.unmanaged, plan.state, refusals=(Refusal("x", "y"),))
-    assert [r.rule for r in rules.evaluate(forged, live, {}, None, tmp_path).refusals] == []
+    assert [r.rule for r in rules.evaluate(forged, live, Settings(), None, tmp_path).refusals] == []
 
 
 def test_unmanaged_entries_are_left_alone_by_any_plan(tmp_path: Path) -> None:
@@ -65,6 +66,6 @@ def test_unmanaged_entries_are_left_alone_by_any_plan(tmp_path: Path) -> None:
         (),
         StateRef.of(live),
     )
-    refused = rules.evaluate(forged, live, {}, None, tmp_path).refusals
+    refused = rules.evaluate(forged, live, Settings(), None, tmp_path).refusals
     unmanaged = [r for r in refused if r.rule == "unmanaged"]
     assert len(unmanaged) == 1 and len(unmanaged[0].details) == 5

@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 import mailgitops
 from mailgitops import schema
 from mailgitops.errors import LockError, StateError
+from mailgitops.settings import StateSetting
 from mailgitops.state import DEFAULT_STATE_FILE, State, open_backend
 from mailgitops.state.file import FileBackend
 
@@ -631,16 +632,16 @@ def test_default_location_is_under_the_root(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("no_state_env")
 def test_setting_path_is_relative_to_the_root(tmp_path: Path) -> None:
-    setting = {"backend": "file", "path": "state/live.json"}
+    setting = StateSetting.of({"backend": "file", "path": "state/live.json"})
     assert location(open_backend(None, tmp_path, setting)) == tmp_path / "state/live.json"
-    absolute = {"path": str(tmp_path / "elsewhere.json")}
+    absolute = StateSetting.of({"path": str(tmp_path / "elsewhere.json")})
     assert location(open_backend(None, Path("root"), absolute)) == tmp_path / "elsewhere.json"
 
 
 def test_precedence_flag_then_env_then_setting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setting = {"backend": "file", "path": "from-setting.json"}
+    setting = StateSetting.of({"backend": "file", "path": "from-setting.json"})
     monkeypatch.setenv("MAILGITOPS_STATE", "from-env.json")
     assert location(open_backend("from-flag.json", tmp_path, setting)) == Path("from-flag.json")
     assert location(open_backend(None, tmp_path, setting)) == Path("from-env.json")
@@ -651,6 +652,6 @@ def test_precedence_flag_then_env_then_setting(
 @pytest.mark.usefixtures("no_state_env")
 def test_unknown_backend_and_empty_flag(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="unknown state backend 's3'"):
-        open_backend(None, tmp_path, {"backend": "s3"})
+        open_backend(None, tmp_path, StateSetting.of({"backend": "s3"}))
     with pytest.raises(StateError, match="--state needs a path"):
         open_backend("", tmp_path)

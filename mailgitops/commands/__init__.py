@@ -1,2 +1,3 @@
-"""One module per command; each has `register(subparsers)` that adds its parser and sets
-`func` to a function `(args) -> int`. cli.py lists them."""
+"""One module per command; each has `register(subparsers)` that adds its parser
+(common.add_command), a frozen dataclass of its options, and `run(options) -> int`. cli.py
+lists them and fills the options once from argparse."""

@@ -14,14 +14,15 @@ import argparse
 import json
 import sys
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from mailgitops import output, planfile, render, secrets
 from mailgitops.commands.common import (
-    add_cache_argument,
+    add_actor_argument,
+    add_command,
+    add_config_arguments,
     add_lock_timeout_argument,
-    add_root_argument,
-    add_state_argument,
 )
 from mailgitops.config.files import check_root
 from mailgitops.errors import (
@@ -48,22 +49,31 @@ from mailgitops.rules import access
 from mailgitops.state.base import State, StateBackend
 
 
+@dataclass(frozen=True)
+class Options:
+    root: str
+    state: str | None
+    actor: str | None
+    planfile: str | None
+    auto_approve: bool
+    allow_mass_delete: bool
+    allow_failed_check: bool
+    format: str
+    lock_timeout: float
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "apply",
+        run,
+        Options,
         help="make live match the config (or a saved plan)",
         description="Apply a saved plan, or plan and apply after confirmation.",
     )
-    add_root_argument(parser)
-    add_state_argument(parser)
-    add_cache_argument(parser)
+    add_config_arguments(parser)
     parser.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved by --out")
-    parser.add_argument(
-        "--actor",
-        metavar="NAME",
-        help="who makes the changes, checked against the access rules of mailgitops.yaml "
-        "(default: $MAILGITOPS_ACTOR)",
-    )
+    add_actor_argument(parser)
     parser.add_argument(
         "--auto-approve", action="store_true", help="apply without asking (needed without a TTY)"
     )
@@ -84,7 +94,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="json: print only the result, as one JSON document (schemas/apply.schema.json)",
     )
     add_lock_timeout_argument(parser, "the state lock")
-    parser.set_defaults(func=run)
 
 
 def _config_mismatch(desired: Desired, saved: planfile.SavedPlan, project: Project) -> str | None:
@@ -187,12 +196,12 @@ def _result(
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.format != "json":
-        code, _ = _run(args, text=True)
+def run(options: Options) -> int:
+    if options.format != "json":
+        code, _ = _run(options, text=True)
         return code
     try:
-        code, result = _run(args, text=False)
+        code, result = _run(options, text=False)
     except MailgitopsError as exc:
         # Scripts read stdout: a failed apply is still exactly one JSON document.
         output.out(json.dumps({**_result("failed", None, None, None), "error": str(exc)}, indent=2))
@@ -201,33 +210,34 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _run(args: argparse.Namespace, text: bool) -> tuple[int, dict[str, Any]]:
+def _run(options: Options, text: bool) -> tuple[int, dict[str, Any]]:
     interactive = sys.stdin.isatty()
-    if args.planfile is None and not args.auto_approve and not interactive:
+    if options.planfile is None and not options.auto_approve and not interactive:
         raise UsageError(
             "apply without a PLANFILE asks for confirmation, and there is no terminal: "
             "pass --auto-approve, or apply a reviewed plan file"
         )
-    actor = access.actor_from(args.actor)
-    saved = planfile.load(args.planfile) if args.planfile else None
-    if saved is not None:
-        refuse_failed_checks(saved.plan, args.planfile, args.allow_failed_check)
+    actor = access.actor_from(options.actor)
+    saved = None
+    if options.planfile:
+        saved = planfile.load(options.planfile)
+        refuse_failed_checks(saved.plan, options.planfile, options.allow_failed_check)
     # Never the cache: apply decides from the files themselves (SPEC §9).
-    project = load_project(args.root, use_cache=False)
+    project = load_project(options.root, use_cache=False)
     # Before the backend: a wrong directory must not get a lock file or a state (SPEC §8).
     check_root(project.root)
     if saved is not None:
         desired, warnings = project.desired()
-        backend = backend_for_plan(project, args.state, saved)
+        backend = backend_for_plan(project, options.state, saved)
     else:
-        backend = project.backend(args.state)
-    with backend.lock(args.lock_timeout):
+        backend = project.backend(options.state)
+    with backend.lock(options.lock_timeout):
         current = backend.read()
         if saved is not None:
             reason = _stale_reason(saved.plan, current)
             if reason is not None:
                 raise StalePlanError(
-                    f"stale plan {args.planfile}: {reason}. Make a new plan and review it."
+                    f"stale plan {options.planfile}: {reason}. Make a new plan and review it."
                 )
             # After the stale check: a plan made before a merge that has been applied since is
             # stale first of all.
@@ -238,7 +248,7 @@ def _run(args: argparse.Namespace, text: bool) -> tuple[int, dict[str, Any]]:
             mismatch = _rederived_mismatch(saved.plan, plan)
             if mismatch is not None:
                 raise PlanRefused(
-                    f"the plan {args.planfile} does not match what its desired entries make of "
+                    f"the plan {options.planfile} does not match what its desired entries make of "
                     f"the live state: {mismatch}. The file was edited, or made by another "
                     f"version (mailgitops {saved.version}); make a new plan and review it."
                 )
@@ -248,11 +258,11 @@ def _run(args: argparse.Namespace, text: bool) -> tuple[int, dict[str, Any]]:
             plan = make_plan(project, current, actor)
             if text:
                 output.out(render.render(plan, "text", output.use_color(sys.stdout)), end="")
-            elif not args.auto_approve:
+            elif not options.auto_approve:
                 # --format json keeps stdout for the result: the plan the user is asked to
                 # confirm goes to the terminal's stderr, never a blind "yes".
                 output.err(render.render(plan, "text", output.use_color(sys.stderr)), end="")
-        plan.raise_if_unsafe(args.allow_mass_delete)
+        plan.raise_if_unsafe(options.allow_mass_delete)
         if not plan.has_changes:
             if text:
                 output.out("Nothing to apply: live already matches.")
@@ -263,7 +273,7 @@ def _run(args: argparse.Namespace, text: bool) -> tuple[int, dict[str, Any]]:
                 "apply delivers secrets that cannot be read here; nothing was written:\n"
                 + "\n".join(f"  - {m}" for m in missing)
             )
-        if saved is None and not args.auto_approve and not _confirm():
+        if saved is None and not options.auto_approve and not _confirm():
             if text:
                 output.out("Apply cancelled; nothing was written.")
             return 1, _result("cancelled", plan, backend, None)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from mailgitops import output
-from mailgitops.commands.common import add_check_arguments, add_root_argument
+from mailgitops.commands.common import NetworkOptions, add_check_arguments, add_command
 from mailgitops.connect import jobs as joblist
 from mailgitops.connect import report
 from mailgitops.connect.console import options_from, progress_bar
@@ -16,16 +17,27 @@ from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.pipeline import load_project, require_config
 
 
+@dataclass(frozen=True)
+class Options(NetworkOptions):
+    root: str
+    providers: list[str]
+    login: bool
+    mailbox: list[str]
+    format: str
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "check",
+        run,
+        Options,
         help="connect to the providers' servers and check them",
         description="Connect to each provider's servers as Creatio and Thunderbird do: DNS, "
         "TCP, TLS with certificate verification, STARTTLS, greetings, capabilities, and "
         "authentication mechanisms; with --login also log in. Never sends a message. "
         "Exit 0 when every check passes (warnings allowed), 1 otherwise.",
     )
-    add_root_argument(parser)
     parser.add_argument("providers", nargs="*", metavar="PROVIDER", help="default: all")
     parser.add_argument(
         "--login",
@@ -42,27 +54,28 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--format", choices=("text", "json", "github"), default="text")
     add_check_arguments(parser)
-    parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.mailbox and not args.login:
+def run(options: Options) -> int:
+    if options.mailbox and not options.login:
         raise UsageError("--mailbox selects the mailboxes of --login; add --login")
-    project = load_project(args.root)
+    project = load_project(options.root)
     try:
         config = require_config(project, done="checked")
-        options = options_from(args)
-        jobs = joblist.build(config, project.checked, args.providers, args.login, args.mailbox)
+        probe = options_from(options)
+        jobs = joblist.build(
+            config, project.checked, options.providers, options.login, options.mailbox
+        )
     except MailgitopsError as exc:
-        if args.format == "json":
+        if options.format == "json":
             # Scripts read stdout: a check that could not start is still one JSON document.
             output.out(report.render_json([], str(exc), project.checked_diagnostics()), end="")
         raise
-    results = run_checks(jobs, options, args.jobs, progress_bar())
-    if args.format == "json":
+    results = run_checks(jobs, probe, options.jobs, progress_bar())
+    if options.format == "json":
         output.out(report.render_json(results), end="")
-    elif args.format == "github":
-        output.out(report.render_github(results, args.root), end="")
+    elif options.format == "github":
+        output.out(report.render_github(results, options.root), end="")
     else:
         output.out(report.render_text(results, output.use_color(sys.stdout)), end="")
     return 0 if report.passed(results) else 1

@@ -1,46 +1,101 @@
-"""Arguments shared by several commands."""
+"""Arguments shared by several commands, and the start of every command's parser."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mailgitops import output
 
 
+def add_command(
+    sub: argparse._SubParsersAction[Any],
+    name: str,
+    run: Callable[[Any], int],
+    options: type[Any],
+    *,
+    help: str,
+    description: str,
+    root: bool = True,
+) -> argparse.ArgumentParser:
+    """The parser of command `name`, with -C/--root unless told otherwise, run by
+    `run(options)` where `options` is its frozen options dataclass, filled by cli.options_of."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description)
+    if root:
+        add_root_argument(parser)
+    parser.set_defaults(func=run, options=options)
+    return parser
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--state and --no-cache: what `plan` and `apply` read the config and state by."""
+    add_state_argument(parser)
+    add_cache_argument(parser)
+
+
+def add_actor_argument(parser: argparse.ArgumentParser) -> None:
+    who = "who makes the changes, checked against the access rules of mailgitops.yaml"
+    parser.add_argument("--actor", metavar="NAME", help=f"{who} (default: $MAILGITOPS_ACTOR)")
+
+
+# The arguments several commands share: their flags and argparse keywords.
+_SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "root": (
+        ("-C", "--root"),
+        {
+            "default": ".",
+            "metavar": "DIR",
+            "help": "the config repository (default: the current directory)",
+        },
+    ),
+    "state": (
+        ("--state",),
+        {
+            "metavar": "PATH",
+            "help": "the live state (default: $MAILGITOPS_STATE, then the state setting of "
+            "mailgitops.yaml, then <root>/mailgitops.state.json)",
+        },
+    ),
+    "cache": (
+        ("--no-cache",),
+        {
+            "action": "store_true",
+            "help": "do not use the cache of parsed files ($MAILGITOPS_CACHE_DIR, else "
+            "~/.cache/mailgitops)",
+        },
+    ),
+}
+
+
+def _add_shared(parser: argparse.ArgumentParser, name: str) -> None:
+    flags, keywords = _SHARED[name]
+    parser.add_argument(*flags, **keywords)
+
+
 def add_root_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-C",
-        "--root",
-        default=".",
-        metavar="DIR",
-        help="the config repository (default: the current directory)",
-    )
+    _add_shared(parser, "root")
 
 
 def add_state_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--state",
-        metavar="PATH",
-        help="the live state (default: $MAILGITOPS_STATE, then the state "
-        "setting of mailgitops.yaml, then <root>/mailgitops.state.json)",
-    )
+    _add_shared(parser, "state")
 
 
 def add_cache_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="do not use the cache of parsed files ($MAILGITOPS_CACHE_DIR, else "
-        "~/.cache/mailgitops)",
-    )
+    _add_shared(parser, "cache")
+
+
+def _number(text: str, kind: Callable[[str], float], what: str) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    value = _number(text, float, "number of seconds")
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError("must be 0 or more seconds")
     return value
@@ -57,10 +112,7 @@ def add_lock_timeout_argument(parser: argparse.ArgumentParser, what: str) -> Non
 
 
 def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = int(_number(text, int, "number"))
     if not 1 <= value <= 256:
         raise argparse.ArgumentTypeError("must be between 1 and 256")
     return value
@@ -71,6 +123,15 @@ def _timeout(text: str) -> float:
     if not 0 < value <= 600:
         raise argparse.ArgumentTypeError("must be more than 0 and at most 600 seconds")
     return value
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """--timeout, --jobs and --ca-file: the options of `check` and `plan` extend it."""
+
+    timeout: float
+    jobs: int
+    ca_file: str | None
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:

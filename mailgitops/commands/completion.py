@@ -9,25 +9,35 @@ from the argparse definition itself, so it never drifts from the real options.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
 
 from mailgitops import output
+from mailgitops.commands.common import add_command
 from mailgitops.errors import MailgitopsError
 
 SHELLS = ("bash", "zsh", "fish")
 
 
+@dataclass(frozen=True)
+class Options:
+    shell: str
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "completion",
+        run,
+        Options,
+        root=False,
         help="print a shell completion script (bash, zsh, fish)",
         description="Print the completion script for SHELL on stdout.",
     )
     parser.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
-    parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(options: Options) -> int:
     # Imported here: the full parser imports every command module, which no other run needs.
     try:
         import shtab
@@ -35,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
         raise MailgitopsError("shell completion needs shtab: pip install shtab") from None
     from mailgitops.cli import build_parser
 
-    script: str = shtab.complete(build_parser(), shell=args.shell)
+    script: str = shtab.complete(build_parser(), shell=options.shell)
     output.out(script, end="" if script.endswith("\n") else "\n")
     return 0

@@ -4,19 +4,30 @@ Thunderbird's ISPDB (the logic is in mailgitops/ispdb/, the decisions in docs/is
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mailgitops import output
-from mailgitops.commands.common import add_root_argument, schemas_for_headers
+from mailgitops.commands.common import add_command, schemas_for_headers
 from mailgitops.config.files import PROVIDERS_DIR, check_root
 from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.ispdb.batch import expand_paths, import_ispdb
 
 
+@dataclass(frozen=True)
+class Options:
+    root: str
+    paths: list[Path]
+    force: bool
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "import-ispdb",
+        run,
+        Options,
         help="write provider files from Thunderbird ISPDB clientConfig XML",
         description=(
             "Turn Thunderbird ISPDB clientConfig XML files into providers.d/<name>.yaml. "
@@ -31,19 +42,17 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="PATH",
         help="a clientConfig XML file, or a directory whose *.xml files are imported",
     )
-    add_root_argument(parser)
     parser.add_argument(
         "--force", action="store_true", help="overwrite existing providers.d/<name>.yaml files"
     )
-    parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    root = Path(args.root)
+def run(options: Options) -> int:
+    root = Path(options.root)
     # It writes into the config: a directory that is not a config root (SPEC §8) is refused,
     # as every command that reads the config refuses it, rather than grown into one here.
     check_root(root)
-    paths: list[Path] = args.paths
+    paths: list[Path] = options.paths
     # Check every PATH before writing anything: a typo in the last one should not leave the
     # first ones imported.
     missing = [str(p) for p in paths if not p.exists()]
@@ -56,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if target.exists() and not target.is_dir():
         raise MailgitopsError(f"{target} exists and is not a directory")
     try:
-        report = import_ispdb(paths, root, force=args.force)
+        report = import_ispdb(paths, root, force=options.force)
     except OSError as exc:
         raise MailgitopsError(f"cannot import into {target}: {exc.strerror or exc}") from exc
     for result in report.results:

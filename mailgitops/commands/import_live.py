@@ -13,6 +13,7 @@ attribute changes, and after apply nothing (SPEC §5).
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import yaml
 
 from mailgitops import output, schema
 from mailgitops.commands.common import (
-    add_root_argument,
+    add_command,
     add_state_argument,
     schemas_for_headers,
 )
@@ -53,14 +54,23 @@ _MAILBOX_DEFAULTS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Options:
+    root: str
+    state: str | None
+    ids: list[str]
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "import",
+        run,
+        Options,
         help="write YAML for live entries that are not in the config",
         description="Write providers.d/NAME.yaml and mailboxes.d/imported*.yaml for what is "
         "live but not in the config. Existing files are never overwritten.",
     )
-    add_root_argument(parser)
     add_state_argument(parser)
     parser.add_argument(
         "ids",
@@ -70,7 +80,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "outside mailgitops that the config lacks; a managed one is a pending delete and is "
         "imported only when named)",
     )
-    parser.set_defaults(func=run)
 
 
 def _dump(data: Any) -> str:
@@ -128,16 +137,16 @@ def _selected(
     return chosen, pending
 
 
-def run(args: argparse.Namespace) -> int:
-    project = load_project(args.root)
+def run(options: Options) -> int:
+    project = load_project(options.root)
     root = project.root
-    state = project.backend(args.state).read()
+    state = project.backend(options.state).read()
     in_config_providers = {e.name for e in project.checked.providers if e.name}
     in_config_mailboxes = {m.address for m in project.checked.mailboxes if m.address}
-    named = {*args.ids, *(fold_address(i) for i in args.ids if "@" in i)}
+    named = {*options.ids, *(fold_address(i) for i in options.ids if "@" in i)}
     live_addresses = {fold_address(k) for k in state.mailboxes}
     unknown = [
-        i for i in args.ids if i not in state.providers and fold_address(i) not in live_addresses
+        i for i in options.ids if i not in state.providers and fold_address(i) not in live_addresses
     ]
     if unknown:
         raise UsageError(f"not in the live state: {', '.join(unknown)}")

@@ -7,31 +7,38 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mailgitops import output, schema
-from mailgitops.commands.common import add_root_argument
+from mailgitops.commands.common import add_command
 from mailgitops.config.files import MAILBOXES_DIR, PROVIDERS_DIR, SETTINGS_FILE, settings_problems
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.fsutil import atomic_write
-from mailgitops.pipeline import report_findings
+from mailgitops.render.diagnostics import to_stderr
 
 SCHEMAS_DIR = "schemas"
 
 
+@dataclass(frozen=True)
+class Options:
+    root: str
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser(
+    add_command(
+        sub,
         "init",
+        run,
+        Options,
         help="make a config repository (folders, settings, .gitignore, schemas)",
         description="Make DIR (default: the current directory) a mailgitops config root: "
         "providers.d/, mailboxes.d/, a commented mailgitops.yaml, a .gitignore for the local "
         "state, and the JSON Schemas in schemas/. Existing files are never overwritten.",
     )
-    add_root_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def _template(name: str) -> bytes:
@@ -47,8 +54,8 @@ def _new_file(path: Path, data: bytes) -> bool:
     return True
 
 
-def run(args: argparse.Namespace) -> int:
-    root = Path(args.root)
+def run(options: Options) -> int:
+    root = Path(options.root)
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} exists and is not a directory")
     # A root that validate would refuse for its settings is not initialised: a settings file
@@ -60,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             Diagnostic(SETTINGS_FILE, 1, 1, "error", "not a regular file", "not-a-file")
         )
     if problems:
-        report_findings(problems)
+        to_stderr(problems)
         raise UsageError(
             f"{root} was not initialised: fix its settings file first (nothing was written)"
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailgitops import output
-from mailgitops.commands.common import add_root_argument
+from mailgitops.commands.common import add_command
 from mailgitops.config.budget import ParseBudget
 from mailgitops.config.files import (
     MAILBOXES_DIR,
@@ -31,7 +32,7 @@ from mailgitops.config.templates.limits import MAX_TEMPLATE_BYTES
 from mailgitops.config.templates.render import render_file
 from mailgitops.errors import UsageError
 from mailgitops.model import SECRET_KEYS
-from mailgitops.pipeline import report_findings
+from mailgitops.render.diagnostics import to_stderr
 
 # The shapes of a secret reference ({env: NAME}, {file: PATH}, {keep: live}, each with an
 # optional version): shown as they are. Anything else under a secret key is a literal secret.
@@ -42,15 +43,24 @@ _SECRET_LINE = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class Options:
+    root: str
+    files: list[str]
+    no_line_numbers: bool
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "render",
+        run,
+        Options,
         help="print what templates (*.yaml.j2) render to",
         description="Print the YAML that templates render to, each preceded by "
         "`# rendered from FILE`, with numbered lines: the line numbers that validate and plan "
         "cite for a template. Renders every template of the config when no FILE is named.",
     )
-    add_root_argument(parser)
     parser.add_argument(
         "files", nargs="*", metavar="FILE", help="templates, relative to the config root"
     )
@@ -59,7 +69,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="print the rendered YAML as it is, without line numbers",
     )
-    parser.set_defaults(func=run)
 
 
 def _relative(root: Path, name: str) -> str:
@@ -138,11 +147,11 @@ def _without_secrets(text: str, budget: ParseBudget) -> str:
     return text
 
 
-def run(args: argparse.Namespace) -> int:
-    root = Path(args.root)
+def run(options: Options) -> int:
+    root = Path(options.root)
     check_root(root)
-    if args.files:
-        names = [_relative(root, name) for name in args.files]
+    if options.files:
+        names = [_relative(root, name) for name in options.files]
     else:
         names = [name for name in config_files(root) if name.endswith(TEMPLATE_SUFFIX)]
     settings = read(root, SETTINGS_FILE) if (root / SETTINGS_FILE).is_file() else None
@@ -163,12 +172,12 @@ def run(args: argparse.Namespace) -> int:
         # line (`# rendered from …`, a finding) nor paint the terminal.
         output.out(f"# rendered from {output.visible(name)}")
         lines = [output.visible(x) for x in _without_secrets(rendered.text, budget).splitlines()]
-        if args.no_line_numbers:
+        if options.no_line_numbers:
             output.out("\n".join(lines))
         else:
             width = max(len(str(len(lines))), 4)
             output.out(
                 "\n".join(f"{n:>{width}}  {line}".rstrip() for n, line in enumerate(lines, 1))
             )
-    report_findings(sorted(problems))
+    to_stderr(sorted(problems))
     return 1 if any(p.severity == "error" for p in problems) else 0

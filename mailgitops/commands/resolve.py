@@ -5,28 +5,37 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from mailgitops import normalize, output
-from mailgitops.commands.common import add_root_argument
+from mailgitops.commands.common import add_command
 from mailgitops.config.files import PROVIDERS_DIR
 from mailgitops.errors import ConfigError, UsageError
 from mailgitops.model import Provider, fold_address, fold_domain
-from mailgitops.pipeline import load_project, report_findings
+from mailgitops.pipeline import load_project
 from mailgitops.validate import CheckedConfig
 
 
+@dataclass(frozen=True)
+class Options:
+    root: str
+    address: str
+    format: str
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "resolve",
+        run,
+        Options,
         help="which provider serves an address",
         description="Show the provider that serves ADDRESS (by its domain) and the settings and "
         "login a new mailbox there would get. Exit 1 when no provider serves the domain.",
     )
     parser.add_argument("address", metavar="ADDRESS")
-    add_root_argument(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.set_defaults(func=run)
 
 
 def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
@@ -55,11 +64,11 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
     if doubtful or len(claimants) > 1 or (not claimants and unread):
         files = (doubtful or [e.doc.path for e in claimants]) if claimants else unread
         relevant = sorted(d for d in checked.diagnostics.sorted() if d.file in files)
-        report_findings([d for d in relevant if d.severity == "error"])
         raise ConfigError(
             f"cannot tell which provider serves `{domain}`: "
             f"{output.visible(', '.join(sorted(set(files))))} "
-            "has errors; `mailgitops validate` lists every error"
+            "has errors; `mailgitops validate` lists every error",
+            diagnostics=[d for d in relevant if d.severity == "error"],
         )
     errors = len(checked.diagnostics.errors)
     output.warn(
@@ -69,20 +78,20 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
     return normalize.provider(claimants[0]) if claimants else None
 
 
-def run(args: argparse.Namespace) -> int:
-    address = fold_address(args.address.strip())
+def run(options: Options) -> int:
+    address = fold_address(options.address.strip())
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
-        raise UsageError(f"`{args.address}` is not an email address (local@domain)")
-    provider = _serving(load_project(args.root).checked, domain)
+        raise UsageError(f"`{options.address}` is not an email address (local@domain)")
+    provider = _serving(load_project(options.root).checked, domain)
     if provider is None:
-        if args.format == "json":
+        if options.format == "json":
             output.out(json.dumps({"address": address, "provider": None}))
         output.error(f"no provider serves `{domain}`: no provider lists it in `domains`")
         return 1
     login = provider.login_for(address)  # None: the mailbox gives it (login_format: manual)
     attrs = provider.attrs()
-    if args.format == "json":
+    if options.format == "json":
         output.out(
             json.dumps(
                 {"address": address, "provider": provider.name, "login": login, "settings": attrs},

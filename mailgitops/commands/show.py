@@ -5,26 +5,34 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from mailgitops import output
-from mailgitops.commands.common import add_root_argument, add_state_argument
+from mailgitops.commands.common import add_command, add_state_argument
 from mailgitops.pipeline import load_project
 
 
+@dataclass(frozen=True)
+class Options:
+    root: str
+    state: str | None
+    format: str
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser("show", help="show the live state", description="Show what is live.")
-    add_root_argument(parser)
+    parser = add_command(
+        sub, "show", run, Options, help="show the live state", description="Show what is live."
+    )
     add_state_argument(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    project = load_project(args.root)
-    backend = project.backend(args.state)
+def run(options: Options) -> int:
+    project = load_project(options.root)
+    backend = project.backend(options.state)
     state = backend.read()
-    if args.format == "json":
+    if options.format == "json":
         output.out(json.dumps(state.to_json(), indent=2, sort_keys=True))
         return 0
     color = output.use_color(sys.stdout)

@@ -23,11 +23,13 @@ import json
 import sys
 import uuid
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mailgitops import output
 from mailgitops.commands.common import (
+    add_command,
     add_lock_timeout_argument,
     add_root_argument,
     add_state_argument,
@@ -39,6 +41,32 @@ from mailgitops.state import open_backend
 from mailgitops.state.base import State, StateBackend
 
 
+@dataclass(frozen=True)
+class ListOptions:
+    root: str
+    state: str | None
+    format: str
+
+
+@dataclass(frozen=True)
+class ForgetOptions:
+    root: str
+    state: str | None
+    ids: list[str]
+    lock_timeout: float
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """push and pull: --from and --to (None: the configured state)."""
+
+    root: str
+    source: str | None
+    destination: str | None
+    force: bool
+    lock_timeout: float
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser = sub.add_parser(
         "state",
@@ -47,29 +75,36 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "lineage and serial.",
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    listing = verbs.add_parser(
+    listing = add_command(
+        verbs,
         "list",
+        run_list,
+        ListOptions,
         help="list the live entries, managed or not",
         description="List the providers and mailboxes of the live state.",
     )
-    add_root_argument(listing)
     add_state_argument(listing)
     listing.add_argument("--format", choices=("text", "json"), default="text")
-    listing.set_defaults(func=run_list)
-    forget = verbs.add_parser(
+    forget = add_command(
+        verbs,
         "forget",
+        run_forget,
+        ForgetOptions,
         help="stop managing entries without deleting them from the live system",
         description="Mark live entries (provider names, mailbox addresses) as not managed: "
         "they stay in the live system, and plans leave them alone instead of deleting them. "
         "Locked and written atomically like apply.",
     )
     forget.add_argument("ids", nargs="+", metavar="ID", help="a provider name or mailbox address")
-    add_root_argument(forget)
     add_state_argument(forget)
     add_lock_timeout_argument(forget, "the state lock")
-    forget.set_defaults(func=run_forget)
-    push = verbs.add_parser(
+    # push and pull take -C after --from and --to.
+    push = add_command(
+        verbs,
         "push",
+        run,
+        CopyOptions,
+        root=False,
         help="copy a state file into the configured (or given) backend",
         description="Copy the state file --from FILE to --to LOCATION (default: the "
         "configured state, as apply uses it).",
@@ -80,8 +115,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     push.add_argument(
         "--to", dest="destination", metavar="LOCATION", help="default: the configured state"
     )
-    pull = verbs.add_parser(
+    pull = add_command(
+        verbs,
         "pull",
+        run,
+        CopyOptions,
+        root=False,
         help="copy the configured (or given) state into a file",
         description="Copy the state at --from LOCATION (default: the configured state) to "
         "the file --to FILE.",
@@ -100,7 +139,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
             help="overwrite a destination of another lineage, a higher serial, or other content",
         )
         add_lock_timeout_argument(verb, "each state's lock")
-        verb.set_defaults(func=run)
 
 
 def _open(location: str | None, root: str) -> StateBackend:
@@ -136,14 +174,14 @@ def refusal(source: State, destination: State) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    source = _open(args.source, args.root)
-    destination = _open(args.destination, args.root)
+def run(options: CopyOptions) -> int:
+    source = _open(options.source, options.root)
+    destination = _open(options.destination, options.root)
     if source.describe() == destination.describe():
         raise UsageError(f"--from and --to are the same state ({source.describe()})")
     with ExitStack() as locks:
-        locks.enter_context(source.lock(args.lock_timeout))
-        locks.enter_context(destination.lock(args.lock_timeout))
+        locks.enter_context(source.lock(options.lock_timeout))
+        locks.enter_context(destination.lock(options.lock_timeout))
         state = source.read()
         if not state.exists:
             raise StateError(f"there is no state at {source.describe()} to copy")
@@ -155,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
         reason = refusal(state, current)
-        if reason is not None and not args.force:
+        if reason is not None and not options.force:
             raise StateError(
                 f"refusing to overwrite {destination.describe()}: {reason}. Nothing was "
                 "written; pass --force to overwrite it anyway."
@@ -185,13 +223,13 @@ def _entries(state: State) -> list[dict[str, Any]]:
     return out
 
 
-def run_list(args: argparse.Namespace) -> int:
+def run_list(options: ListOptions) -> int:
     from mailgitops.render.text import quote
 
-    backend = load_project(args.root).backend(args.state)
+    backend = load_project(options.root).backend(options.state)
     state = backend.read()
     entries = _entries(state)
-    if args.format == "json":
+    if options.format == "json":
         doc = {
             "format_version": 1,
             "location": backend.describe(),
@@ -228,15 +266,15 @@ def _find(state: State, ident: str) -> tuple[str, str] | None:
     return ("mailbox", folded[0]) if len(folded) == 1 else None
 
 
-def run_forget(args: argparse.Namespace) -> int:
+def run_forget(options: ForgetOptions) -> int:
     from mailgitops.render.text import quote
 
-    backend = load_project(args.root).backend(args.state)
-    with backend.lock(args.lock_timeout):
+    backend = load_project(options.root).backend(options.state)
+    with backend.lock(options.lock_timeout):
         current = backend.read()
         found: dict[tuple[str, str], None] = {}
         unknown = []
-        for ident in args.ids:
+        for ident in options.ids:
             hit = _find(current, ident)
             if hit is None:
                 unknown.append(quote(ident))

@@ -3,22 +3,22 @@ progress bar."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from mailgitops import output
+from mailgitops.commands.common import NetworkOptions
 from mailgitops.connect.probe import Options, make_context
 from mailgitops.connect.runner import Progress
 from mailgitops.errors import MailgitopsError
 
 
-def options_from(args: argparse.Namespace) -> Options:
+def options_from(network: NetworkOptions) -> Options:
     try:
-        context = make_context(args.ca_file)
+        context = make_context(network.ca_file)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise MailgitopsError(f"cannot load --ca-file {args.ca_file}: {reason}") from None
-    return Options(timeout=args.timeout, context=context)
+        raise MailgitopsError(f"cannot load --ca-file {network.ca_file}: {reason}") from None
+    return Options(timeout=network.timeout, context=context)
 
 
 def progress_bar() -> Progress | None:

@@ -3,10 +3,10 @@ in the plan (its outputs, and the saved plan file that `apply` reads)."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from typing import Any
 
+from mailgitops.commands.common import NetworkOptions
 from mailgitops.connect import jobs as joblist
 from mailgitops.connect.console import options_from, progress_bar
 from mailgitops.connect.runner import run
@@ -14,7 +14,7 @@ from mailgitops.pipeline import Project, require_config
 from mailgitops.plan.result import Plan
 
 
-def with_checks(plan: Plan, project: Project, args: argparse.Namespace) -> Plan:
+def with_checks(plan: Plan, project: Project, network: NetworkOptions) -> Plan:
     names = [
         c.id
         for c in plan.changes
@@ -24,6 +24,6 @@ def with_checks(plan: Plan, project: Project, args: argparse.Namespace) -> Plan:
     if names:
         config = require_config(project)
         jobs = joblist.build(config, project.checked, names)
-        results = run(jobs, options_from(args), args.jobs, progress_bar())
+        results = run(jobs, options_from(network), network.jobs, progress_bar())
         checks = tuple(r.to_json() for r in results)
     return dataclasses.replace(plan, checks=checks)

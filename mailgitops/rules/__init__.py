@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mailgitops.plan.result import Plan, Refusal
 from mailgitops.rules import access, deletion, mass_delete, secret_policy, unmanaged
+from mailgitops.settings import Settings
 from mailgitops.state.base import State
 
+if TYPE_CHECKING:
+    from mailgitops.validate import CheckedConfig
 
-def evaluate(
-    plan: Plan, live: State, settings: dict[str, Any], actor: str | None, root: Path
-) -> Plan:
+
+def evaluate(plan: Plan, live: State, settings: Settings, actor: str | None, root: Path) -> Plan:
     """`plan` with its refusals (each rule that refuses it) and guards (what apply refuses
     unless told otherwise) recomputed against `live`. A guard's message is also a warning, so
     that `plan` shows it above the changes."""
@@ -33,9 +35,9 @@ def evaluate(
         *deletion.refusals(plan, live),
         unmanaged.refusal(plan, live),
         access.check(plan, settings, actor),
-        secret_policy.refusal(plan, settings, root),
+        secret_policy.refusal(plan, settings.secrets, root),
     ]
-    guards = tuple(g for g in (mass_delete.guard(plan, live, settings),) if g is not None)
+    guards = tuple(g for g in (mass_delete.guard(plan, live, settings.safety),) if g is not None)
     stale = {g.message for g in plan.guards}
     warnings = (*(g.message for g in guards), *(w for w in plan.warnings if w not in stale))
     return dataclasses.replace(
@@ -44,3 +46,9 @@ def evaluate(
         guards=guards,
         warnings=warnings,
     )
+
+
+def config_refusals(checked: CheckedConfig, live: State) -> list[Refusal]:
+    """The rules a config with errors (so no plan) already breaks against `live`: a provider
+    removed while mailboxes use it, reported beside the config's errors."""
+    return deletion.removed_provider_refusals(checked, live)

@@ -25,10 +25,10 @@ from mailgitops.errors import ConfigError, UsageError
 from mailgitops.model import fold_user
 from mailgitops.plan.changes import Change
 from mailgitops.plan.result import Plan, Refusal
+from mailgitops.settings import AccessLists, Settings
 
 RULE = "access"
 ACTOR_ENV = "MAILGITOPS_ACTOR"
-_ROLES = ("administrators", "mailbox_managers")
 
 
 @dataclass(frozen=True)
@@ -39,22 +39,11 @@ class Access:
     mailbox_managers: frozenset[str] = frozenset()
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Access | None:
-        """The rules, or None when the project has none. A malformed section is an error, never
-        "no rules": an unreadable access list must not let everyone through."""
-        section = settings.get("access")
-        if section is None and "access" not in settings:
-            return None
-        lists: dict[str, frozenset[str]] = {}
-        for role in _ROLES:
-            users = section.get(role, []) if isinstance(section, Mapping) else None
-            if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
-                raise ConfigError(
-                    "the `access` section of mailgitops.yaml is invalid, so nobody's rights can "
-                    "be checked; run `mailgitops validate`"
-                )
-            lists[role] = frozenset(fold_user(u) for u in users)
-        return cls(lists["administrators"], lists["mailbox_managers"])
+    def of(cls, lists: AccessLists) -> Access:
+        return cls(
+            frozenset(fold_user(u) for u in lists.administrators),
+            frozenset(fold_user(u) for u in lists.mailbox_managers),
+        )
 
     def is_admin(self, actor: str) -> bool:
         return fold_user(actor) in self.administrators
@@ -159,12 +148,18 @@ def refusal(changes: Iterable[Change], access: Access, actor: str) -> Refusal | 
     )
 
 
-def check(plan: Plan, settings: Mapping[str, Any], actor: str | None) -> Refusal | None:
+def check(plan: Plan, settings: Settings, actor: str | None) -> Refusal | None:
     """The access refusal of `plan` for `actor`, if any. What counts is who applies: a plan
-    (or a plan file) carries no actor that could be trusted."""
-    access = Access.from_settings(settings)
-    if access is None:
+    (or a plan file) carries no actor that could be trusted. A malformed section is an error,
+    never "no rules": an unreadable access list must not let everyone through."""
+    if settings.access_invalid:
+        raise ConfigError(
+            "the `access` section of mailgitops.yaml is invalid, so nobody's rights can "
+            "be checked; run `mailgitops validate`"
+        )
+    if settings.access is None:
         return None
+    access = Access.of(settings.access)
     if actor is None:
         raise UsageError(
             "mailgitops.yaml has access rules, so plan and apply need to know who acts: pass "

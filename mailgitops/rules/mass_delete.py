@@ -6,21 +6,16 @@ deletions from it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from mailgitops.plan.result import Plan, Refusal
+from mailgitops.settings import Safety
 from mailgitops.state.base import State
 
 RULE = "mass-delete"
-DEFAULT_MAX_DELETE_SHARE = 0.25
-DEFAULT_MIN_MANAGED = 10
 
 
-def guard(plan: Plan, state: State, settings: dict[str, Any]) -> Refusal | None:
-    section = settings.get("safety")
-    section = section if isinstance(section, dict) else {}
-    share = section.get("max_delete_share", DEFAULT_MAX_DELETE_SHARE)
-    minimum = section.get("min_managed", DEFAULT_MIN_MANAGED)
+def guard(plan: Plan, state: State, safety: Safety) -> Refusal | None:
+    share = safety.max_delete_share
+    minimum = safety.min_managed
     managed = sum(1 for _ in state.managed("mailbox"))
     deleted = sum(1 for c in plan.changes if c.kind == "mailbox" and c.action == "delete")
     if managed < minimum or deleted == 0 or deleted <= share * managed:

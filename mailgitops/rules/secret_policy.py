@@ -6,17 +6,17 @@ this rule holds for any plan, including one re-derived from a plan file."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from mailgitops import secrets
 from mailgitops.model import KEEP_LIVE
 from mailgitops.plan.result import Plan, Refusal
+from mailgitops.settings import SecretsPolicy
 
 RULE = "secret-policy"
 
 
-def refusal(plan: Plan, settings: dict[str, Any], root: Path) -> Refusal | None:
-    denied = secrets.violations(plan.changes, settings, root)
+def refusal(plan: Plan, policy: SecretsPolicy | None, root: Path) -> Refusal | None:
+    denied = secrets.violations(plan.changes, policy, root)
     # `{keep: live}` on an entry live does not have would create a mailbox without the
     # password its provider needs: there is nothing to keep.
     denied += [

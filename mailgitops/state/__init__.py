@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mailgitops.errors import StateError
+from mailgitops.settings import StateSetting
 from mailgitops.state.base import State, StateBackend
 from mailgitops.state.file import FileBackend
 from mailgitops.state.file_format import StateVerdicts
@@ -38,10 +39,10 @@ _BACKENDS = ("file", "postgres")
 def open_backend(
     state_arg: str | None,
     root: Path,
-    setting: dict[str, Any] | None = None,
+    setting: StateSetting | None = None,
     verdicts: StateVerdicts | None = None,
 ) -> StateBackend:
-    """The backend for this run. `setting` is the parsed `state:` section of mailgitops.yaml;
+    """The backend for this run. `setting` is the `state:` section of mailgitops.yaml;
     `verdicts`, the cache of a command that may use one (the file backend asks it whether
     the state's exact bytes passed the schema check before)."""
     if state_arg is not None:
@@ -52,11 +53,10 @@ def open_backend(
     from_env = os.environ.get(ENV_VAR)
     if from_env:
         return _backend(_kind_of(from_env), from_env, Path(), verdicts)
-    if setting:
-        kind = setting.get("backend", "file")
-        if kind == "postgres":
+    if setting is not None:
+        if setting.backend == "postgres":
             return _postgres_from_setting(setting, root)
-        return _backend(kind, str(setting.get("path") or DEFAULT_STATE_FILE), root, verdicts)
+        return _backend(setting.backend, setting.path or DEFAULT_STATE_FILE, root, verdicts)
     return _backend("file", DEFAULT_STATE_FILE, root, verdicts)
 
 
@@ -100,7 +100,7 @@ def _postgres(
     return PostgresBackend.from_location(dsn, password=password, workspace=workspace, label=label)
 
 
-def _postgres_from_setting(setting: dict[str, Any], root: Path) -> PostgresBackend:
+def _postgres_from_setting(setting: StateSetting, root: Path) -> PostgresBackend:
     """`state: {backend: postgres, dsn: …, password: {env: …}, workspace: NAME}`. The DSN may
     itself be a secret reference (it may hold a host name or a password one does not put in
     Git); the password is read from its reference and handed to the driver on its own."""
@@ -108,8 +108,7 @@ def _postgres_from_setting(setting: dict[str, Any], root: Path) -> PostgresBacke
     from mailgitops.errors import SecretError
 
     values: dict[str, str | None] = {}
-    for key in ("dsn", "password"):
-        value = setting.get(key)
+    for key, value in (("dsn", setting.dsn), ("password", setting.password)):
         if isinstance(value, dict):
             try:
                 values[key] = secrets.read_value(value, root)
@@ -130,12 +129,11 @@ def _postgres_from_setting(setting: dict[str, Any], root: Path) -> PostgresBacke
             "a postgresql:// URL or a libpq key=value string without the password, or a "
             "secret reference {env: NAME} / {file: PATH} to one"
         )
-    workspace = setting.get("workspace")
-    reference = setting.get("dsn")
+    reference = setting.dsn
     return _postgres(
         dsn,
         password=values.get("password"),
-        workspace=workspace if isinstance(workspace, str) else None,
+        workspace=setting.workspace,
         label=f"mailgitops.yaml state.dsn ({secrets.describe(reference)})"
         if isinstance(reference, dict)
         else None,

@@ -13,6 +13,7 @@ from mailgitops import secrets
 from mailgitops.config.parse import Document
 from mailgitops.diagnostics import Diagnostics
 from mailgitops.model import DERIVED_LOGIN, AuthMethod, LoginFormat, fold_domain, reference_paths
+from mailgitops.settings import SecretsPolicy
 from mailgitops.validate.entries import (
     CheckedConfig,
     MailboxEntry,
@@ -228,25 +229,27 @@ def _check_default(mb: MailboxEntry, defaults: dict[str, MailboxEntry], found: D
 
 def check_secret_policy(checked: CheckedConfig) -> None:
     """Secret references outside what mailgitops.yaml's `secrets:` section allows."""
-    if not isinstance(checked.settings.get("secrets"), dict):
+    policy = SecretsPolicy.of(checked.settings.get("secrets"))
+    if policy is None:
         return
     found = checked.diagnostics
     for entry in checked.providers:
         for path in reference_paths("provider"):
-            _check_reference(checked, entry, path, entry.get(*path), found)
+            _check_reference(checked, policy, entry, path, entry.get(*path), found)
     for mb in checked.mailboxes:
         for path in reference_paths("mailbox"):
-            _check_reference(checked, mb, path, lookup(mb.merged, path), found)
+            _check_reference(checked, policy, mb, path, lookup(mb.merged, path), found)
 
 
 def _check_reference(
     checked: CheckedConfig,
+    policy: SecretsPolicy,
     entry: ProviderEntry | MailboxEntry,
     path: tuple[str, ...],
     ref: Any,
     found: Diagnostics,
 ) -> None:
     if isinstance(ref, dict):
-        reason = secrets.policy_violation(ref, checked.settings, checked.root)
+        reason = secrets.policy_violation(ref, policy, checked.root)
         if reason is not None:
             entry.report(found, path, reason, "secret-policy")
