@@ -148,8 +148,8 @@ class Cache:
                 relpath,
                 hit["data"],
                 raw=raw,
-                root_mark=(hit["root_mark"][0], hit["root_mark"][1]),
-                item_marks=[(m[0], m[1]) for m in hit["item_marks"]],
+                root_place=(hit["root_mark"][0], hit["root_mark"][1]),
+                item_places=[(m[0], m[1]) for m in hit["item_marks"]],
                 clean=True,
             )
         except (KeyError, TypeError, IndexError):
@@ -162,7 +162,7 @@ class Cache:
             return
         self.put(
             self._document_key(doc.path, doc.raw),
-            {"data": doc.data, "root_mark": doc.root_mark, "item_marks": doc.item_marks},
+            {"data": doc.data, "root_mark": doc.root_place, "item_marks": doc.item_places},
         )
 
     # -- rendered templates -------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Findings about a config: each one has a place (FILE:LINE:COL), a severity and a rule id."""
+"""What a check finds in a config: a Diagnostic, with its place (FILE:LINE:COL), a severity
+and a rule id; and the place type the model shares."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def invisible(text: str) -> str | None:
     return None
 
 
-def problem(what: str, text: str) -> str | None:
+def invalid_reason(what: str, text: str) -> str | None:
     """`what` holds an invisible character: the message, with the character by code point
     (never the text itself, which may reorder the line it is printed on)."""
     found = invisible(text)

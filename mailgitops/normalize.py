@@ -97,7 +97,7 @@ def provider(entry: ProviderEntry) -> Provider:
         login_format=data.get("login_format", DEFAULT_LOGIN_FORMAT),
         auth=auth,
         display_name=data.get("display_name"),
-        source=Place(entry.doc.path, *entry.doc.root_mark),
+        source=Place(entry.doc.path, *entry.doc.root_place),
     )
 
 

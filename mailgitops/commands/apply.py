@@ -4,9 +4,9 @@ Without PLANFILE the plan is made under the lock, against the state as the previ
 it, so concurrent applies never lose each other's updates. With PLANFILE the plan is made
 again under the lock from the file's desired entries (which must be what the config produces
 now) and the live state it was made against; it is refused when live changed since, or when
-the file's changes are not what that gives (SPEC §9, planfile.py). Either way every rule is
-evaluated on the plan that is applied, never read from a file, and nothing comes from the
-cache."""
+the file's changes are not what that gives (SPEC §9; those decisions are mailgitops/apply.py's).
+Either way every rule is evaluated on the plan that is applied, never read from a file, and
+nothing comes from the cache."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from mailgitops import output, planfile, render, secrets
+from mailgitops import output, planfile, render
+from mailgitops.apply import rederive, refuse_failed_checks, require_secrets
 from mailgitops.commands.common import (
     add_actor_argument,
     add_command,
@@ -27,23 +28,16 @@ from mailgitops.commands.common import (
 from mailgitops.config.files import check_root
 from mailgitops.errors import (
     MailgitopsError,
-    PlanRefused,
-    SecretError,
-    StalePlanError,
     UsageError,
 )
 from mailgitops.pipeline import (
-    Project,
     backend_for_plan,
-    evaluate,
     load_project,
     make_plan,
 )
 from mailgitops.plan.apply import apply_to
 from mailgitops.plan.changes import Change
-from mailgitops.plan.compute import compute
-from mailgitops.plan.desired import Desired
-from mailgitops.plan.result import Plan, StateRef
+from mailgitops.plan.result import Plan
 from mailgitops.render.text import quote
 from mailgitops.rules import access
 from mailgitops.state.base import State, StateBackend
@@ -94,76 +88,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="json: print only the result, as one JSON document (schemas/apply.schema.json)",
     )
     add_lock_timeout_argument(parser, "the state lock")
-
-
-def _config_mismatch(desired: Desired, saved: planfile.SavedPlan, project: Project) -> str | None:
-    """Why the plan file's desired entries are not the config's, or None: a plan file cannot
-    ask for anything the reviewed config does not."""
-    now = desired.plain()
-    if now != saved.desired:
-        differing = [
-            f"{kind[:-2] if kind == 'mailboxes' else kind[:-1]} `{key}`"
-            for kind in ("providers", "mailboxes")
-            for key in sorted({*now[kind], *saved.desired[kind]})
-            if now[kind].get(key) != saved.desired[kind].get(key)
-        ]
-        shown = ", ".join(differing[:5]) + (
-            f" and {len(differing) - 5} more" if len(differing) > 5 else ""
-        )
-        return (
-            f"the plan {saved.origin} does not match the config in {project.root}: its desired "
-            f"entries differ for {shown}. Make a new plan from this config and review it."
-        )
-    return None
-
-
-def _rederived_mismatch(saved: Plan, plan: Plan) -> str | None:
-    """How the file's changes differ from the ones derived again, or None when they agree."""
-    written = [c.to_json() for c in saved.changes]
-    derived = [c.to_json() for c in plan.changes]
-
-    def name(change: dict[str, Any]) -> str:
-        return f"`{change.get('action')} {change.get('kind')} {change.get('id')}`"
-
-    for index, (w, d) in enumerate(zip(written, derived, strict=False)):
-        if w != d:
-            return (
-                f"change {index + 1} is {name(w)} in the file, {name(d)} here (or differs in "
-                "detail)"
-            )
-    if len(written) != len(derived):
-        longer = written if len(written) > len(derived) else derived
-        extra = name(longer[min(len(written), len(derived))])
-        return (
-            f"the file lists {len(written)} change(s), the desired entries give "
-            f"{len(derived)} (first difference: {extra})"
-        )
-    return None  # the summary is counted from the changes, never read from the file
-
-
-def _stale_reason(plan: Plan, current: State) -> str | None:
-    now = StateRef.of(current)
-    if plan.state == now:
-        return None
-    if plan.state.lineage != now.lineage:
-        if plan.state.lineage is None:
-            return "it was made against an empty state, which has been applied to since"
-        return "the state has another lineage (a different live system)"
-    if plan.state.serial != now.serial:
-        return f"the state moved from serial {plan.state.serial} to {now.serial}"
-    return "the state's content changed since the plan was made (an edit outside apply?)"
-
-
-def refuse_failed_checks(plan: Plan, planfile: str, allowed: bool) -> None:
-    """A plan saved by `plan --check` whose connection checks failed is not applied unless
-    the user says so: those servers would not work for the mailboxes that use them."""
-    failed = plan.failed_checks()
-    if failed and not allowed:
-        raise PlanRefused(
-            f"the plan is refused: {planfile} records {len(failed)} failed connection "
-            "check(s) (plan --check); fix the provider or pass --allow-failed-check:\n"
-            + "\n".join(f"  - {line}" for line in failed)
-        )
 
 
 def _confirm() -> bool:
@@ -234,26 +158,8 @@ def _run(options: Options, text: bool) -> tuple[int, dict[str, Any]]:
     with backend.lock(options.lock_timeout):
         current = backend.read()
         if saved is not None:
-            reason = _stale_reason(saved.plan, current)
-            if reason is not None:
-                raise StalePlanError(
-                    f"stale plan {options.planfile}: {reason}. Make a new plan and review it."
-                )
-            # After the stale check: a plan made before a merge that has been applied since is
-            # stale first of all.
-            not_config = _config_mismatch(desired, saved, project)
-            if not_config is not None:
-                raise PlanRefused(not_config)
-            plan = compute(desired, current)
-            mismatch = _rederived_mismatch(saved.plan, plan)
-            if mismatch is not None:
-                raise PlanRefused(
-                    f"the plan {options.planfile} does not match what its desired entries make of "
-                    f"the live state: {mismatch}. The file was edited, or made by another "
-                    f"version (mailgitops {saved.version}); make a new plan and review it."
-                )
             # Access counts for who applies, not who planned (docs/access.md).
-            plan = evaluate(project, plan, current, actor, warnings)
+            plan = rederive(project, saved, desired, warnings, current, actor)
         else:
             plan = make_plan(project, current, actor)
             if text:
@@ -267,12 +173,7 @@ def _run(options: Options, text: bool) -> tuple[int, dict[str, Any]]:
             if text:
                 output.out("Nothing to apply: live already matches.")
             return 0, _result("no_changes", plan, backend, current)
-        missing = secrets.unreadable(plan.changes, project.root)
-        if missing:
-            raise SecretError(
-                "apply delivers secrets that cannot be read here; nothing was written:\n"
-                + "\n".join(f"  - {m}" for m in missing)
-            )
+        require_secrets(plan, project.root)
         if saved is None and not options.auto_approve and not _confirm():
             if text:
                 output.out("Apply cancelled; nothing was written.")

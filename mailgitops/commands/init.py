@@ -14,7 +14,12 @@ from typing import Any
 
 from mailgitops import output, schema
 from mailgitops.commands.common import add_command
-from mailgitops.config.files import MAILBOXES_DIR, PROVIDERS_DIR, SETTINGS_FILE, settings_problems
+from mailgitops.config.files import (
+    MAILBOXES_DIR,
+    PROVIDERS_DIR,
+    SETTINGS_FILE,
+    settings_diagnostics,
+)
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.fsutil import atomic_write
@@ -60,7 +65,7 @@ def run(options: Options) -> int:
         raise UsageError(f"{root} exists and is not a directory")
     # A root that validate would refuse for its settings is not initialised: a settings file
     # under another name, or a mailgitops.yaml that is not a file, stays a finding after init.
-    problems = settings_problems(root) if root.is_dir() else []
+    problems = settings_diagnostics(root) if root.is_dir() else []
     settings = root / SETTINGS_FILE
     if os.path.lexists(settings) and not settings.is_file():
         problems.append(

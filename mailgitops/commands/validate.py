@@ -11,7 +11,7 @@ from typing import Any
 from mailgitops import output
 from mailgitops.cache import open_cache
 from mailgitops.commands.common import add_cache_argument, add_command
-from mailgitops.render.diagnostics import REPORTERS, Findings, report
+from mailgitops.render.diagnostics import REPORTERS, ValidationResult, report
 from mailgitops.validate import check_config
 
 
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def run(options: Options) -> int:
     checked = check_config(Path(options.root), open_cache(disabled=options.no_cache))
-    found = Findings(
+    found = ValidationResult(
         checked.diagnostics.sorted(),
         len(checked.providers),
         len(checked.mailboxes),

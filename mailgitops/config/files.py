@@ -33,7 +33,7 @@ def _outside(root: Path, relpath: str) -> bool:
 def unusable(relpath: str, message: str, rule: str) -> Document:
     """The Document of a file that is not parsed, with the reason."""
     doc = Document(relpath, None)
-    doc.problem(1, 1, message, rule)
+    doc.error(1, 1, message, rule)
     return doc
 
 
@@ -129,7 +129,7 @@ def _near_settings(name: str) -> bool:
     return stem == "mailgitops" and ext in ("yaml", "yml", "json") and name != SETTINGS_FILE
 
 
-def settings_problems(root: Path) -> list[Diagnostic]:
+def settings_diagnostics(root: Path) -> list[Diagnostic]:
     """Settings that cannot be dodged: a settings file under another name beside the root is
     an error, not a file silently ignored."""
     try:
@@ -155,7 +155,7 @@ def settings_files(root: Path) -> list[str]:
     """The files that make up the settings and the config, for a cache key: a near-named
     settings file is part of it, so its appearance is never hidden by a cached result."""
     names = [SETTINGS_FILE] if os.path.lexists(root / SETTINGS_FILE) else []
-    names += [d.file for d in settings_problems(root)]
+    names += [d.file for d in settings_diagnostics(root)]
     return names + config_files(root)
 
 

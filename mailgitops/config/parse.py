@@ -42,8 +42,8 @@ class Document:
     data: Any
     diagnostics: list[Diagnostic] = field(default_factory=list)
     raw: bytes = b""
-    root_mark: tuple[int, int] = (1, 1)
-    item_marks: list[tuple[int, int]] = field(default_factory=list)
+    root_place: tuple[int, int] = (1, 1)
+    item_places: list[tuple[int, int]] = field(default_factory=list)
     schema: list[Diagnostic] | None = None  # the schema check's findings, once it ran
     clean: bool = False  # from the cache: loaded and schema-valid before, with these bytes
     _marked: Any = None
@@ -59,7 +59,7 @@ class Document:
             self._marked = _marked(self.raw.decode("utf-8-sig"), scratch)
         return self._marked
 
-    def problem(self, line: int, col: int, message: str, rule: str) -> None:
+    def error(self, line: int, col: int, message: str, rule: str) -> None:
         self.diagnostics.append(Diagnostic(self.path, line, col, "error", message, rule))
 
 
@@ -87,7 +87,7 @@ def parse(raw: bytes, relpath: str, budget: ParseBudget | None = None) -> Docume
     budget of its own."""
     doc = Document(relpath, None, raw=raw)
     if len(raw) > MAX_FILE_BYTES:
-        doc.problem(
+        doc.error(
             1, 1, f"file is {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}", "file-too-large"
         )
         return doc
@@ -95,7 +95,7 @@ def parse(raw: bytes, relpath: str, budget: ParseBudget | None = None) -> Docume
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line, col = _place_at(raw, exc.start)
-        doc.problem(
+        doc.error(
             line,
             col,
             f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded; save the file as UTF-8",
@@ -103,14 +103,14 @@ def parse(raw: bytes, relpath: str, budget: ParseBudget | None = None) -> Docume
         )
         return doc
     if not text.strip():
-        doc.problem(1, 1, "file is empty", "empty-file")
+        doc.error(1, 1, "file is empty", "empty-file")
         return doc
     if too_deep(text):
-        doc.problem(1, 1, f"the document is nested more than {MAX_DEPTH} levels deep", "yaml-depth")
+        doc.error(1, 1, f"the document is nested more than {MAX_DEPTH} levels deep", "yaml-depth")
         return doc
     refusal = (budget or ParseBudget()).refusal(text)
     if refusal is not None:
-        doc.problem(1, 1, *refusal)
+        doc.error(1, 1, *refusal)
         return doc
     fast = FastLoader(text)
     data = _load(fast, text, doc)
@@ -129,7 +129,7 @@ def _marked(text: str, doc: Document) -> Any:
     loader = MarkingLoader(text)
     data = _load(loader, text, doc)
     for line, col, message, rule in loader.diagnostics:
-        doc.problem(line, col, message, rule)
+        doc.error(line, col, message, rule)
     return data
 
 
@@ -138,19 +138,19 @@ def _load(loader: FastLoader | MarkingLoader, text: str, doc: Document) -> Any:
     try:
         node = loader.get_single_node()
         if node is None:
-            doc.problem(1, 1, "file holds no YAML document (only comments?)", "empty-file")
+            doc.error(1, 1, "file holds no YAML document (only comments?)", "empty-file")
             return None
         if "*" in text:
             check_expansion(node)
-        doc.root_mark = place_of_node(node)
-        doc.item_marks = _item_marks(node)
+        doc.root_place = place_of_node(node)
+        doc.item_places = _item_places(node)
         if isinstance(loader, MarkingLoader) and "*" in text:
             loader.secret_ids = secret_nodes(node)
         return loader.construct_document(node)
     except AliasBomb as exc:
-        doc.problem(1, 1, str(exc), "alias-bomb")
+        doc.error(1, 1, str(exc), "alias-bomb")
     except TooDeep:
-        doc.problem(
+        doc.error(
             1,
             1,
             f"the document is nested more than {MAX_DEPTH} levels deep (counting the nodes "
@@ -162,24 +162,24 @@ def _load(loader: FastLoader | MarkingLoader, text: str, doc: Document) -> Any:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         if _tab_at(text, mark):
-            doc.problem(line, col, "a tab character: YAML indentation must use spaces", "yaml-tab")
+            doc.error(line, col, "a tab character: YAML indentation must use spaces", "yaml-tab")
         else:
             context = f" ({exc.context})" if exc.context and exc.problem else ""
-            doc.problem(line, col, f"invalid YAML: {problem}{context}", "yaml-syntax")
+            doc.error(line, col, f"invalid YAML: {problem}{context}", "yaml-syntax")
     except yaml.YAMLError as exc:  # ReaderError: control characters such as NUL
         position = getattr(exc, "position", 0)
         line = text[:position].count("\n") + 1
         col = position - (text.rfind("\n", 0, position) + 1) + 1
         reason = getattr(exc, "reason", None) or "unreadable YAML"
-        doc.problem(line, col, f"invalid YAML: {reason}", "yaml-syntax")
+        doc.error(line, col, f"invalid YAML: {reason}", "yaml-syntax")
     except RecursionError:
-        doc.problem(1, 1, "the document is nested too deeply", "yaml-depth")
+        doc.error(1, 1, "the document is nested too deeply", "yaml-depth")
     finally:
         loader.dispose()
     return None
 
 
-def _item_marks(root: Node) -> list[tuple[int, int]]:
+def _item_places(root: Node) -> list[tuple[int, int]]:
     """Where each item of a top-level `mailboxes:` list starts: the place of every mailbox,
     kept even when the data is loaded without marks."""
     if not isinstance(root, MappingNode):

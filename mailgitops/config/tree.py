@@ -18,7 +18,7 @@ from mailgitops.config.files import (
     check_root,
     listing,
     read,
-    settings_problems,
+    settings_diagnostics,
     unusable,
 )
 from mailgitops.config.parse import Document
@@ -45,7 +45,7 @@ def load_tree(root: Path, cache: Cache | None = None, inspect: Inspect | None = 
     on each file as soon as it is parsed and returns its error count (the schema check): the
     budget stops parsing once the run has too many errors."""
     check_root(root)
-    notices: list[Diagnostic] = settings_problems(root)
+    notices: list[Diagnostic] = settings_diagnostics(root)
     # Whatever is there under the name is read: a directory or FIFO named mailgitops.yaml is
     # an error, never a config without settings.
     budget = ParseBudget()  # one for the whole run: many hostile files cost no more than one

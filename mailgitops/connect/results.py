@@ -3,7 +3,7 @@ form that `check --format json` prints and that a saved plan carries (`plan --ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Status = Literal["ok", "warning", "fail", "skipped"]
@@ -83,7 +83,6 @@ class ProviderResult:
     file: str
     lines: dict[str, int]
     checks: tuple[Check, ...] = ()
-    durations: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def failed(self) -> bool:

@@ -17,7 +17,7 @@ from mailgitops.diagnostics import Diagnostic
 
 
 @dataclass(frozen=True)
-class Findings:
+class ValidationResult:
     """What validate found in a config root: its findings and how much config it read."""
 
     diagnostics: Sequence[Diagnostic]
@@ -48,7 +48,7 @@ def to_stderr(diags: Sequence[Diagnostic]) -> None:
     output.err(lines(diags, output.use_color(sys.stderr)), end="")
 
 
-def text(found: Findings, root: str, color: bool) -> str:
+def text(found: ValidationResult, root: str, color: bool) -> str:
     summary = (
         f"{found.providers} provider(s), {found.mailboxes} "
         f"mailbox(es): {found.errors} error(s), {found.warnings} warning(s)"
@@ -62,7 +62,7 @@ def to_json(diags: Sequence[Diagnostic]) -> list[dict[str, object]]:
     return [d.to_json() for d in diags]
 
 
-def json_document(found: Findings, root: str, color: bool) -> str:
+def json_document(found: ValidationResult, root: str, color: bool) -> str:
     document = {
         "format_version": 1,
         "valid": not found.failed,
@@ -77,7 +77,7 @@ def json_document(found: Findings, root: str, color: bool) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def github(found: Findings, root: str, color: bool) -> str:
+def github(found: ValidationResult, root: str, color: bool) -> str:
     """Annotations name files relative to the checkout (the working directory in CI), so with
     -C DIR the config root's own path is put in front."""
     prefix = os.path.relpath(root)
@@ -92,12 +92,12 @@ def github(found: Findings, root: str, color: bool) -> str:
     return "".join(out)
 
 
-Reporter = Callable[[Findings, str, bool], str]
+Reporter = Callable[[ValidationResult, str, bool], str]
 
 # json and github are read by programs, never by a terminal: no colour.
 REPORTERS: dict[str, Reporter] = {"text": text, "json": json_document, "github": github}
 
 
-def report(found: Findings, fmt: str, root: str, color: bool) -> str:
+def report(found: ValidationResult, fmt: str, root: str, color: bool) -> str:
     """`fmt` is one of REPORTERS (the CLI restricts --format to them)."""
     return REPORTERS[fmt](found, root, color)

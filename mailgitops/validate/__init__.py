@@ -18,7 +18,7 @@ from mailgitops.config.files import (
     TEMPLATE_SUFFIX,
     read,
     remember,
-    settings_problems,
+    settings_diagnostics,
 )
 from mailgitops.config.parse import Document
 from mailgitops.config.tree import Tree, load_tree
@@ -62,7 +62,7 @@ def check_settings(root: Path) -> CheckedConfig:
     """mailgitops.yaml alone, read from the file (never the cache) and checked: what the rules
     of a plan read when the rest of the config came from the cache."""
     checked = CheckedConfig(root, Diagnostics())
-    checked.diagnostics.extend(settings_problems(root))  # a near-named settings file
+    checked.diagnostics.extend(settings_diagnostics(root))  # a near-named settings file
     if os.path.lexists(root / SETTINGS_FILE):  # a directory or FIFO there is an error
         check_settings_file(read(root, SETTINGS_FILE), checked)
     return checked
@@ -105,7 +105,7 @@ def _schema_checked(doc: Document, schema_name: str, not_mapping: str, found: Di
     return True
 
 
-# Findings about the template file itself (its name and bytes), before anything is rendered.
+# ValidationResult about the template file itself (its name and bytes), before anything is rendered.
 _TEMPLATE_FILE_RULES = frozenset({"file-too-large", "encoding", "io", "ignored-file"})
 
 

@@ -141,7 +141,7 @@ class MailboxEntry(Entry):
     @property
     def place_of_item(self) -> tuple[int, int]:
         """Where the mailbox's mapping starts."""
-        return self.doc.item_marks[self.index]
+        return self.doc.item_places[self.index]
 
     def place_text(self, *path: str | int) -> str:
         line, _col = self.place(*path)

@@ -23,7 +23,7 @@ def check_identifiers(checked: CheckedConfig) -> None:
     def check(
         entry: ProviderEntry | MailboxEntry, where: tuple[str | int, ...], what: str, value: Any
     ) -> None:
-        message = identifiers.problem(what, value) if isinstance(value, str) else None
+        message = identifiers.invalid_reason(what, value) if isinstance(value, str) else None
         if message is not None:
             # Placed only for a finding: a place needs the file parsed again with marks.
             entry.report(found, where, message, "invisible-character")

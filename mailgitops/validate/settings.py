@@ -66,7 +66,7 @@ def _check_access(doc: Document, found: Diagnostics) -> None:
                 continue  # the schema reports it
             key = fold_user(user)  # users compare as rules/access.py compares them
             line, col = place_of(doc.data, ["access", role, index])
-            hidden = identifiers.problem(f"a user in `{role}`", user)
+            hidden = identifiers.invalid_reason(f"a user in `{role}`", user)
             if hidden is not None:
                 found.add(doc.path, line, col, hidden, "invisible-character")
             if key in seen:

@@ -108,7 +108,7 @@ def _data_files(root: Path, problems: list[Diagnostic]) -> list[tuple[str, str, 
 def _load_json(raw: bytes, rel: str) -> Document:
     doc = Document(rel, None, raw=raw)
     if len(raw) > MAX_FILE_BYTES:
-        doc.problem(1, 1, f"file is larger than {MAX_FILE_BYTES:,} bytes", "file-too-large")
+        doc.error(1, 1, f"file is larger than {MAX_FILE_BYTES:,} bytes", "file-too-large")
         return doc
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -122,13 +122,13 @@ def _load_json(raw: bytes, rel: str) -> Document:
     try:
         doc.data = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
-        doc.problem(exc.lineno, exc.colno, f"invalid JSON: {exc.msg}", "json-syntax")
+        doc.error(exc.lineno, exc.colno, f"invalid JSON: {exc.msg}", "json-syntax")
     except UnicodeDecodeError:
-        doc.problem(1, 1, "not UTF-8", "encoding")
+        doc.error(1, 1, "not UTF-8", "encoding")
     except ValueError as exc:
-        doc.problem(1, 1, f"invalid JSON: {exc}", "json-syntax")
+        doc.error(1, 1, f"invalid JSON: {exc}", "json-syntax")
     except RecursionError:
-        doc.problem(1, 1, "the document is nested too deeply", "yaml-depth")
+        doc.error(1, 1, "the document is nested too deeply", "yaml-depth")
     return doc
 
 
