@@ -125,7 +125,7 @@ class Project:
                 for d in checked.diagnostics.errors
                 if d.file == SETTINGS_FILE or d.rule == "settings-name"  # a near-named file
             ]
-            self._settings = broken, Settings.of(checked.settings)
+            self._settings = broken, checked.settings
         return self._settings
 
     def backend(self, state_arg: str | None) -> StateBackend:

@@ -13,6 +13,7 @@ from mailgitops.config.parse import Document
 from mailgitops.config.places import place_of
 from mailgitops.diagnostics import Diagnostics, Severity
 from mailgitops.model import PROVIDER_DEFAULTS, fold_address
+from mailgitops.settings import Settings
 
 
 def lookup(node: Any, path: tuple[str, ...], default: Any = None) -> Any:
@@ -157,7 +158,7 @@ class CheckedConfig:
     diagnostics: Diagnostics
     providers: list[ProviderEntry] = field(default_factory=list)
     mailboxes: list[MailboxEntry] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)  # built once, from the checked file
 
     @property
     def ok(self) -> bool:

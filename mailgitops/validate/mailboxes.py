@@ -229,7 +229,7 @@ def _check_default(mb: MailboxEntry, defaults: dict[str, MailboxEntry], found: D
 
 def check_secret_policy(checked: CheckedConfig) -> None:
     """Secret references outside what mailgitops.yaml's `secrets:` section allows."""
-    policy = SecretsPolicy.of(checked.settings.get("secrets"))
+    policy = checked.settings.secrets
     if policy is None:
         return
     found = checked.diagnostics

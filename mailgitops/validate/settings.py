@@ -8,6 +8,7 @@ from mailgitops.config.parse import Document
 from mailgitops.config.places import place_of
 from mailgitops.diagnostics import Diagnostics
 from mailgitops.model import fold_user
+from mailgitops.settings import Settings
 from mailgitops.validate import schema
 from mailgitops.validate.entries import CheckedConfig
 
@@ -22,7 +23,7 @@ def check_settings_file(doc: Document, checked: CheckedConfig) -> None:
         return
     doc.data = doc.marked()  # a small file: always with marks, for the checks below
     found.extend(schema.check(doc, "settings"))
-    checked.settings = doc.data
+    checked.settings = Settings.of(doc.data)
     _check_access(doc, found)
     _check_dsn(doc, found)
 
