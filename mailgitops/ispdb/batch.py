@@ -15,6 +15,7 @@ from mailgitops.fsutil import atomic_write
 from mailgitops.ispdb.parse import IspdbProvider, parse_client_config
 from mailgitops.ispdb.read import Skip
 from mailgitops.ispdb.write import render_provider_yaml
+from mailgitops.model import fold_domain
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _existing_domains(root: Path) -> dict[str, str]:
         domains = data.get("domains") if isinstance(data, dict) else None
         for domain in domains if isinstance(domains, list) else []:
             if isinstance(domain, str):
-                out.setdefault(domain.lower().rstrip("."), rel)
+                out.setdefault(fold_domain(domain), rel)
     return out
 
 

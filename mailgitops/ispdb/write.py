@@ -11,6 +11,7 @@ import yaml
 
 from mailgitops import schema
 from mailgitops.ispdb.parse import IspdbProvider
+from mailgitops.model import DEFAULT_LOGIN_FORMAT
 
 SCHEMA_COMMENT: Final = schema.header("provider")
 
@@ -30,7 +31,7 @@ def provider_document(p: IspdbProvider) -> dict[str, Any]:
         doc["domains"] = list(p.domains)
     doc["imap"] = {"host": p.imap.host, "security": p.imap.security, "port": p.imap.port}
     doc["smtp"] = {"host": p.smtp.host, "security": p.smtp.security, "port": p.smtp.port}
-    if p.login_format != "email_address" or p.smtp_username is not None:
+    if p.login_format != DEFAULT_LOGIN_FORMAT or p.smtp_username is not None:
         doc["login_format"] = p.login_format
     if p.auth_method == "oauth2":
         env = env_prefix(p.name)

@@ -8,7 +8,7 @@ import dataclasses
 from typing import Any
 
 from mailgitops.diagnostics import Place
-from mailgitops.model import KEEP_LIVE, KNOWN_KEYS
+from mailgitops.model import KEEP_LIVE, KNOWN_KEYS, fold_address
 from mailgitops.plan.changes import Action, Change, Kind, Unmanaged
 from mailgitops.plan.desired import Desired
 from mailgitops.plan.diff import attribute_diff
@@ -59,7 +59,7 @@ def _compare(
     live: dict[str, dict[str, Any]],
 ) -> tuple[list[Change], list[Change], list[Unmanaged]]:
     """(creates/updates/adopts, deletes, unmanaged) for one kind of entry."""
-    lowered = {k.lower(): k for k in live} if kind == "mailbox" else {}
+    lowered = {fold_address(k): k for k in live} if kind == "mailbox" else {}
     upserts: list[Change] = []
     matched: set[str] = set()
     for key, (wanted, source) in desired.items():
