@@ -24,12 +24,14 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailgitops import __version__, schema
 from mailgitops.config.parse import Document
 from mailgitops.fsutil import atomic_write
-from mailgitops.plan.desired import Desired
+
+if TYPE_CHECKING:  # imported when used: validate, which never asks for it, does not pay for it
+    from mailgitops.plan.desired import Desired
 
 ENV_VAR = "MAILGITOPS_CACHE_DIR"
 KEY_ENV = "MAILGITOPS_CACHE_KEY"
@@ -197,6 +199,8 @@ class Cache:
     # The whole config as the plan compares it (pipeline.Project.desired), under a key over
     # every file of the config: the desired entries and the config's warnings.
     def desired(self, key: str) -> tuple[Desired, tuple[str, ...]] | None:
+        from mailgitops.plan.desired import Desired
+
         hit = self.get(key)
         if not isinstance(hit, dict):
             return None

@@ -23,7 +23,8 @@ from mailgitops.model import (
 from mailgitops.plan.changes import Change, Unmanaged
 from mailgitops.plan.diff import attribute_diff
 from mailgitops.plan.result import Plan, Refusal, StateRef
-from mailgitops.render import RENDERERS, markdown, render, text
+from mailgitops.render import markdown, text
+from mailgitops.render.plans import RENDERERS, render
 from mailgitops.state.base import State
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json"

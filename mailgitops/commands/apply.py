@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from mailgitops import output, planfile, render
+from mailgitops import output, planfile
 from mailgitops.apply import rederive, refuse_failed_checks, require_secrets
 from mailgitops.commands.common import (
     add_actor_argument,
@@ -38,6 +38,7 @@ from mailgitops.pipeline import (
 from mailgitops.plan.apply import apply_to
 from mailgitops.plan.changes import Change
 from mailgitops.plan.result import Plan
+from mailgitops.render import plans
 from mailgitops.render.text import quote
 from mailgitops.rules import access
 from mailgitops.state.base import State, StateBackend
@@ -163,11 +164,11 @@ def _run(options: Options, text: bool) -> tuple[int, dict[str, Any]]:
         else:
             plan = make_plan(project, current, actor)
             if text:
-                output.out(render.render(plan, "text", output.use_color(sys.stdout)), end="")
+                output.out(plans.render(plan, "text", output.use_color(sys.stdout)), end="")
             elif not options.auto_approve:
                 # --format json keeps stdout for the result: the plan the user is asked to
                 # confirm goes to the terminal's stderr, never a blind "yes".
-                output.err(render.render(plan, "text", output.use_color(sys.stderr)), end="")
+                output.err(plans.render(plan, "text", output.use_color(sys.stderr)), end="")
         plan.raise_if_unsafe(options.allow_mass_delete)
         if not plan.has_changes:
             if text:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailgitops import output, planfile, render
+from mailgitops import output, planfile
 from mailgitops.commands.common import (
     NetworkOptions,
     add_actor_argument,
@@ -27,7 +27,7 @@ from mailgitops.pipeline import (
     planned_from,
     state_location,
 )
-from mailgitops.render import diagnostics
+from mailgitops.render import diagnostics, plans
 from mailgitops.rules import access
 
 
@@ -97,7 +97,7 @@ def run(options: Options) -> int:
             atomic_write(Path(options.out), planfile.dumps(plan, desired, location))
         except OSError as exc:
             raise MailgitopsError(f"cannot write plan file {options.out}: {exc.strerror}") from None
-    output.out(render.render(plan, options.format, output.use_color(sys.stdout)), end="")
+    output.out(plans.render(plan, options.format, output.use_color(sys.stdout)), end="")
     if plan.refusals:
         for refusal in plan.refusals:
             output.error(str(refusal))
