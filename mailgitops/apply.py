@@ -15,13 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mailgitops import secrets
 from mailgitops.errors import PlanRefused, SecretError, StalePlanError
 from mailgitops.pipeline import Project, evaluate
 from mailgitops.plan.compute import compute
 from mailgitops.plan.desired import Desired
 from mailgitops.plan.result import Plan, StateRef
 from mailgitops.planfile import SavedPlan
+from mailgitops.rules import secret_policy
 from mailgitops.state.base import State
 
 
@@ -58,7 +58,7 @@ def rederive(
 
 def require_secrets(plan: Plan, root: Path) -> None:
     """Every secret the plan delivers must be readable here, before anything is written."""
-    missing = secrets.unreadable(plan.changes, root)
+    missing = secret_policy.unreadable(plan.changes, root)
     if missing:
         raise SecretError(
             "apply delivers secrets that cannot be read here; nothing was written:\n"

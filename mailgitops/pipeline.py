@@ -36,6 +36,7 @@ from mailgitops.plan.compute import compute
 from mailgitops.plan.desired import Desired
 from mailgitops.plan.result import Plan
 from mailgitops.planfile import Location, SavedPlan
+from mailgitops.rules import secret_policy
 from mailgitops.settings import Settings
 from mailgitops.state import ENV_VAR, open_backend
 from mailgitops.state.base import State, StateBackend
@@ -218,7 +219,7 @@ def evaluate(
     if warnings:
         plan = dataclasses.replace(plan, warnings=(*warnings, *plan.warnings))
     plan = rules.evaluate(plan, state, project.rule_settings(), actor, project.root)
-    return secrets.with_unreadable(plan, project.root)
+    return secret_policy.with_unreadable(plan, project.root)
 
 
 def make_plan(project: Project, state: State, actor: str | None = None) -> Plan:

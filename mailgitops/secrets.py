@@ -1,5 +1,6 @@
 """Secret references: {env: NAME} or {file: PATH}. Values are read only to check that apply can
-deliver them, never returned to anything that prints, logs or stores.
+deliver them, never returned to anything that prints, logs or stores. Which secrets a plan
+delivers, and whether they are allowed and readable, is rules/secret_policy.py's.
 
 Rotation: the state stores the reference only. A user who rotates the value behind an
 unchanged reference bumps its `version:` label; the plan then shows the secret as changed and
@@ -10,17 +11,11 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mailgitops.errors import SecretError
-from mailgitops.model import KEEP_LIVE, REFERENCE_PATHS
 from mailgitops.settings import SecretsPolicy
-
-if TYPE_CHECKING:  # validate needs only the policy: no plan machinery at import
-    from mailgitops.plan.changes import Change
-    from mailgitops.plan.result import Plan
 
 MAX_SECRET_BYTES = 64 * 1024
 
@@ -143,57 +138,3 @@ def read_value(ref: dict[str, Any], root: Path) -> str:
         return _value(ref, root)
     except _Unreadable as exc:
         raise SecretError(f"{describe(ref)}: {exc}") from None
-
-
-def _refs(entry: dict[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:
-    if not entry:
-        return
-    for path in REFERENCE_PATHS:
-        node: Any = entry
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            yield ".".join(path), node
-
-
-def delivered(change: Change) -> Iterator[dict[str, Any]]:
-    """The secret references whose value applying `change` sends to the CRM: all of a new
-    entry's, and those an update or adopt changes (a new reference or a new version). An
-    adopt that keeps live's reference (or `{keep: live}`) sends nothing: the CRM keeps what it
-    has."""
-    if change.action == "delete":
-        return
-    changed = [d.path for d in change.diff]
-    for path, ref in _refs(change.after):
-        if ref == KEEP_LIVE:
-            continue  # refused on a create by rules/secret_policy.py; nothing to read
-        if change.action == "create" or any(c == path or c.startswith(f"{path}.") for c in changed):
-            yield ref
-
-
-def unreadable(changes: Iterable[Change], root: Path) -> list[str]:
-    """`env:NAME (reason)` for every delivered secret that cannot be read here."""
-    out: dict[str, None] = {}
-    for change in changes:
-        for ref in delivered(change):
-            reason = unreadable_reason(ref, root)
-            if reason is not None:
-                out[f"{describe(ref)} ({reason})"] = None
-    return list(out)
-
-
-def violations(changes: Iterable[Change], policy: SecretsPolicy | None, root: Path) -> list[str]:
-    """`env:NAME: reason` for every delivered secret that mailgitops.yaml does not allow."""
-    out: dict[str, None] = {}
-    for change in changes:
-        for ref in delivered(change):
-            reason = policy_violation(ref, policy, root)
-            if reason is not None:
-                out[f"{describe(ref)}: {reason}"] = None
-    return list(out)
-
-
-def with_unreadable(plan: Plan, root: Path) -> Plan:
-    import dataclasses
-
-    return dataclasses.replace(plan, unreadable_secrets=tuple(unreadable(plan.changes, root)))

@@ -108,6 +108,17 @@ def test_no_import_cycle_in_the_package() -> None:
     assert cycles(import_graph()) == []
 
 
+def test_no_cycle_between_the_parts_of_the_package() -> None:
+    """The same one-way flow a level up: between the sub-packages (config, validate, plan,
+    rules, state, render, connect, commands, ispdb) and the top-level modules, as
+    docs/architecture.md draws them. A part may use another, or be used by it, not both."""
+    parts: dict[str, set[str]] = {}
+    for module, targets in import_graph().items():
+        part = module.split(".")[1] if "." in module else module
+        parts.setdefault(part, set()).update(t.split(".")[1] if "." in t else t for t in targets)
+    assert cycles({part: uses - {part} for part, uses in parts.items()}) == []
+
+
 def test_no_module_is_too_long_to_read() -> None:
     long = {
         str(path.relative_to(PACKAGE.parent)): lines

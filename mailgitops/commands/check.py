@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailgitops import output
-from mailgitops.commands.common import NetworkOptions, add_check_arguments, add_command
+from mailgitops.commands.common import add_check_arguments, add_command
 from mailgitops.connect import jobs as joblist
 from mailgitops.connect import report
-from mailgitops.connect.console import options_from, progress_bar
+from mailgitops.connect.console import NetworkOptions, options_from, progress_bar
 from mailgitops.connect.runner import run as run_checks
 from mailgitops.errors import MailgitopsError, UsageError
 from mailgitops.pipeline import load_project, require_config

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,15 +122,6 @@ def _timeout(text: str) -> float:
     if not 0 < value <= 600:
         raise argparse.ArgumentTypeError("must be more than 0 and at most 600 seconds")
     return value
-
-
-@dataclass(frozen=True)
-class NetworkOptions:
-    """--timeout, --jobs and --ca-file: the options of `check` and `plan` extend it."""
-
-    timeout: float
-    jobs: int
-    ca_file: str | None
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,12 +12,12 @@ from typing import Any
 
 from mailgitops import output, planfile
 from mailgitops.commands.common import (
-    NetworkOptions,
     add_actor_argument,
     add_check_arguments,
     add_command,
     add_config_arguments,
 )
+from mailgitops.connect.console import NetworkOptions
 from mailgitops.errors import MailgitopsError
 from mailgitops.fsutil import atomic_write, replace_refusal
 from mailgitops.pipeline import (

@@ -8,9 +8,8 @@ import os
 import stat
 from pathlib import Path
 
-from mailgitops.cache import Cache
 from mailgitops.config.budget import MAX_FILE_BYTES, ParseBudget
-from mailgitops.config.parse import Document, parse
+from mailgitops.config.parse import Document, ParsedCache, parse
 from mailgitops.diagnostics import Diagnostic
 from mailgitops.errors import NotConfigRoot, UsageError
 
@@ -62,7 +61,7 @@ def read_raw(root: Path, relpath: str, limit: int = MAX_FILE_BYTES) -> bytes | D
 
 
 def read(
-    root: Path, relpath: str, cache: Cache | None = None, budget: ParseBudget | None = None
+    root: Path, relpath: str, cache: ParsedCache | None = None, budget: ParseBudget | None = None
 ) -> Document:
     raw = read_raw(root, relpath)
     if isinstance(raw, Document):
@@ -71,14 +70,14 @@ def read(
 
 
 def parse_cached(
-    raw: bytes, relpath: str, cache: Cache | None, budget: ParseBudget | None = None
+    raw: bytes, relpath: str, cache: ParsedCache | None, budget: ParseBudget | None = None
 ) -> Document:
     """parse(), through the cache: the bytes of a file, or the text a template rendered."""
     hit = cache.document(relpath, raw) if cache is not None else None
     return hit if hit is not None else parse(raw, relpath, budget)
 
 
-def remember(doc: Document, cache: Cache | None) -> None:
+def remember(doc: Document, cache: ParsedCache | None) -> None:
     """Cache a document that has no finding of its own: loaded and schema-valid."""
     if cache is not None:
         cache.remember_document(doc)

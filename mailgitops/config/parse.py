@@ -9,7 +9,7 @@ decoding or syntax problem into a Diagnostic."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
@@ -61,6 +61,20 @@ class Document:
 
     def error(self, line: int, col: int, message: str, rule: str) -> None:
         self.diagnostics.append(Diagnostic(self.path, line, col, "error", message, rule))
+
+
+class ParsedCache(Protocol):
+    """What reading a config asks of a cache (cache.Cache is one): files parsed before and the
+    text templates rendered before, for these exact bytes. Declared here, so that config/ does
+    not import the cache: the cache is a layer above that callers hand in."""
+
+    def document(self, relpath: str, raw: bytes) -> Document | None: ...
+
+    def remember_document(self, doc: Document) -> None: ...
+
+    def rendered(self, relpath: str, raw: bytes, inputs: bytes) -> str | None: ...
+
+    def remember_rendered(self, relpath: str, raw: bytes, inputs: bytes, text: str) -> None: ...
 
 
 def _tab_at(text: str, mark: Any) -> bool:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailgitops.cache import Cache
 from mailgitops.config.budget import ParseBudget
 from mailgitops.config.files import (
     MAILBOXES_DIR,
@@ -21,7 +20,7 @@ from mailgitops.config.files import (
     settings_diagnostics,
     unusable,
 )
-from mailgitops.config.parse import Document
+from mailgitops.config.parse import Document, ParsedCache
 from mailgitops.config.templates.inputs import template_inputs
 from mailgitops.diagnostics import Diagnostic
 
@@ -40,7 +39,7 @@ class Tree:
 Inspect = Callable[[Document, str], int]
 
 
-def load_tree(root: Path, cache: Cache | None = None, inspect: Inspect | None = None) -> Tree:
+def load_tree(root: Path, cache: ParsedCache | None = None, inspect: Inspect | None = None) -> Tree:
     """Every file of the config, parsed under one ParseBudget. `inspect(doc, folder)` runs
     on each file as soon as it is parsed and returns its error count (the schema check): the
     budget stops parsing once the run has too many errors."""

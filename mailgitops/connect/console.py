@@ -4,12 +4,22 @@ progress bar."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 from mailgitops import output
-from mailgitops.commands.common import NetworkOptions
 from mailgitops.connect.probe import Options, make_context
 from mailgitops.connect.runner import Progress
 from mailgitops.errors import MailgitopsError
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """--timeout, --jobs and --ca-file: the options of `check` and `plan --check`
+    (their commands' options extend it)."""
+
+    timeout: float
+    jobs: int
+    ca_file: str | None
 
 
 def options_from(network: NetworkOptions) -> Options:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from mailgitops.commands.common import NetworkOptions
 from mailgitops.connect import jobs as joblist
-from mailgitops.connect.console import options_from, progress_bar
+from mailgitops.connect.console import NetworkOptions, options_from, progress_bar
 from mailgitops.connect.runner import run
 from mailgitops.pipeline import Project, require_config
 from mailgitops.plan.result import Plan

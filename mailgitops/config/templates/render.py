@@ -23,10 +23,9 @@ from jinja2.exceptions import (
     UndefinedError,
 )
 
-from mailgitops.cache import Cache
 from mailgitops.config.budget import ParseBudget
 from mailgitops.config.files import TEMPLATES_DIR, parse_cached, read_raw
-from mailgitops.config.parse import Document
+from mailgitops.config.parse import Document, ParsedCache
 from mailgitops.config.templates.inputs import Inputs
 from mailgitops.config.templates.limits import MAX_TEMPLATE_BYTES, TemplateLimit, collect
 from mailgitops.config.templates.sandbox import IncludeLoader, SandboxEnvironment, printable
@@ -131,7 +130,7 @@ def _column(
 def read_template(
     root: Path,
     relpath: str,
-    cache: Cache | None,
+    cache: ParsedCache | None,
     inputs: Inputs,
     budget: ParseBudget | None = None,
 ) -> Document:
