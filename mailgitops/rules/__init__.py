@@ -8,7 +8,8 @@ recomputes every refusal and guard from scratch, so a plan evaluated twice repor
 - deletion.py       the deletion rule (a provider still in use is not deleted)
 - access.py         who may make which change (docs/access.md)
 - mass_delete.py    the mass-deletion guard (apply needs --allow-mass-delete)
-- secret_policy.py  secrets.env_allow / secrets.file_root on every delivered secret
+- secret_policy.py  secrets.env_allow / secrets.file_root on every delivered secret, and
+                    which delivered secrets cannot be read here
 - unmanaged.py      entries made outside mailgitops are left alone
 """
 
