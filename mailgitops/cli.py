@@ -88,6 +88,10 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.print_help(sys.stderr)
             return 1
         code: int = args.func(options_of(args.options, args))
+        # Inside the handler: a full disk or a closed pipe under `> FILE` shows here, not as
+        # an exception Python ignores at exit with the result lost.
+        if sys.stdout is not None:
+            sys.stdout.flush()
         return code
     except MailgitopsError as exc:
         _report(exc)
@@ -98,6 +102,13 @@ def _main(argv: Sequence[str] | None) -> int:
     except BrokenPipeError:
         # `mailgitops plan | head`: the reader went away; nothing to report.
         sys.stderr.close()
+        return 1
+    except OSError as exc:
+        # An I/O failure no command turned into its own message: standard output closed or
+        # full (`plan > /dev/full`), a failing disk. The system's words, not "a bug".
+        output.discard_stdout()
+        where = f" ({output.visible(str(exc.filename))})" if exc.filename else ""
+        output.error(f"I/O error{where}: {exc.strerror or exc}")
         return 1
     except Exception as exc:  # the one place that catches everything: a bug, not user error
         log = _write_crash_log()

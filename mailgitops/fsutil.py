@@ -4,6 +4,7 @@ content or the new, never a half-written one."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -18,8 +19,15 @@ class TooLarge(Exception):
 def read_bounded(path: str | os.PathLike[str], limit: int) -> bytes:
     """The bytes of the file at `path`, of which one more than `limit` at most are read: the
     size is seen in what is read, not trusted from stat() (the file may grow in between).
-    Raises TooLarge past `limit`, and OSError."""
-    with open(path, "rb") as fh:
+    Raises TooLarge past `limit`, and OSError, also for what is not a regular file: a FIFO
+    would block the read for ever, a device never end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):  # as open() says it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         raw = fh.read(limit + 1)
     if len(raw) > limit:
         raise TooLarge

@@ -90,6 +90,13 @@ def fold_address(address: str) -> str:
     return address.lower()
 
 
+def address_domain(address: str) -> str:
+    """The domain of an address as it is looked up among the providers' folded domains:
+    lower-cased, and nothing more. A trailing dot is not stripped here: `a@example.com.` is
+    not an address, so no provider serves it (validate reports such an address as well)."""
+    return fold_address(address).rpartition("@")[2]
+
+
 def fold_user(user: str) -> str:
     """A user name as it compares in access lists: as Git hosts and the CRM compare logins."""
     return user.strip().casefold()
@@ -376,8 +383,9 @@ class Config:
     providers: dict[str, Provider]
     mailboxes: dict[str, Mailbox]
 
-    def provider_for_domain(self, domain: str) -> Provider | None:
-        domain = fold_domain(domain)
+    def provider_for_address(self, address: str) -> Provider | None:
+        """The provider that serves the address's domain (SPEC §2.1 `domains`), if any."""
+        domain = address_domain(address)
         for provider in self.providers.values():
             if domain in provider.domains:
                 return provider

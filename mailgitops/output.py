@@ -3,6 +3,8 @@ only on a TTY and never when NO_COLOR is set (https://no-color.org)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import sys
@@ -76,7 +78,20 @@ def paint(text: str, color: str, enabled: bool) -> str:
 
 def out(text: str = "", end: str = "\n") -> None:
     """A result (validate findings, a plan, show): stdout."""
+    if sys.stdout is None:  # started with stdout closed (`mailgitops plan >&-`)
+        raise OSError(errno.EBADF, "standard output is closed")
     sys.stdout.write(_final(text + end))
+
+
+def discard_stdout() -> None:
+    """After writing to stdout failed (a full disk, a closed descriptor): what is still in its
+    buffer goes to /dev/null, so that Python's flush at exit does not fail a second time."""
+    if sys.stdout is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
 
 
 def err(text: str, end: str = "\n") -> None:

@@ -432,3 +432,36 @@ def test_resolve_shows_the_login_each_login_format_gives(
     code, out, err = run(capsys, "resolve", "-C", str(tmp_path), "x@none.test")
     assert (code, out) == (1, "")
     assert err == "error: no provider serves `none.test`: no provider lists it in `domains`\n"
+
+
+def test_resolve_serves_no_address_whose_domain_ends_in_a_dot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`a@example.com.` is not an address (validate says so of such a mailbox): no provider
+    serves it, although a provider's own `domains: [example.com.]` means example.com."""
+    standard(tmp_path)
+    code, out, err = run(capsys, "resolve", "-C", str(tmp_path), "x@example.com.")
+    assert (code, out) == (1, "")
+    assert err == "error: no provider serves `example.com.`: no provider lists it in `domains`\n"
+    code, out, err = run(
+        capsys, "resolve", "-C", str(tmp_path), "x@Example.com.", "--format", "json"
+    )
+    assert (code, json.loads(out)) == (1, {"address": "x@example.com.", "provider": None})
+
+
+def test_resolve_json_is_one_document_when_it_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    standard(tmp_path, **{"providers.d/corp.yaml": CORP + "bogus: 1\n"})
+    code, out, err = run(
+        capsys, "resolve", "-C", str(tmp_path), "a@example.com", "--format", "json"
+    )
+    document = json.loads(out)
+    assert (code, document["address"], document["provider"]) == (1, "a@example.com", None)
+    assert document["error"].startswith("cannot tell which provider serves `example.com`")
+    assert "providers.d/corp.yaml:7:1: error: unknown key `bogus`" in err
+    code, out, err = run(capsys, "resolve", "-C", str(tmp_path), "nobody", "--format", "json")
+    assert (code, json.loads(out)["error"]) == (
+        1,
+        "`nobody` is not an email address (local@domain)",
+    )

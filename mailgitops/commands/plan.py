@@ -104,7 +104,10 @@ def run(options: Options) -> int:
         return 1
     if options.out:
         command = _apply_command(options.root, options.out, location)
-        output.err(f"Saved the plan to {options.out}; apply it with `{command}`.")
+        output.err(
+            f"Saved the plan to {output.visible(options.out)}; apply it with "
+            f"`{output.visible(command)}`."
+        )
     if options.detailed_exitcode and plan.has_changes:
         return 2
     return 0

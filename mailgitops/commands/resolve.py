@@ -11,8 +11,8 @@ from typing import Any
 from mailgitops import normalize, output
 from mailgitops.commands.common import add_command
 from mailgitops.config.files import PROVIDERS_DIR
-from mailgitops.errors import ConfigError, UsageError
-from mailgitops.model import Provider, fold_address, fold_domain
+from mailgitops.errors import ConfigError, MailgitopsError, UsageError
+from mailgitops.model import Provider, address_domain, fold_address, fold_domain
 from mailgitops.pipeline import load_project
 from mailgitops.validate import CheckedConfig
 
@@ -38,17 +38,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
-def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
-    """The provider that serves `domain`. Errors in files that cannot change the answer (a
-    mailboxes file, another provider's file that was read and does not claim the domain) do
-    not stop it; they are mentioned. Errors that could change it (in the serving provider's
-    file, a provider file that could not be read, two claimants) are reported and refused."""
+def _serving(checked: CheckedConfig, address: str) -> Provider | None:
+    """The provider that serves the domain of `address`. Errors in files that cannot change
+    the answer (a mailboxes file, another provider's file that was read and does not claim the
+    domain) do not stop it; they are mentioned. Errors that could change it (in the serving
+    provider's file, a provider file that could not be read, two claimants) are reported and
+    refused."""
     if checked.ok:
-        return normalize.build(checked).provider_for_domain(domain)
+        return normalize.build(checked).provider_for_address(address)
     broken = {d.file for d in checked.diagnostics.errors}
     read = {entry.doc.path for entry in checked.providers}
     unread = sorted(f for f in broken if f.startswith(f"{PROVIDERS_DIR}/") and f not in read)
-    key = fold_domain(domain)  # as provider_for_domain compares it
+    key = address_domain(address)  # as provider_for_address compares it
     claimants = []
     for entry in checked.providers:
         if entry.doc.path in broken:
@@ -65,7 +66,7 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
         files = (doubtful or [e.doc.path for e in claimants]) if claimants else unread
         relevant = sorted(d for d in checked.diagnostics.sorted() if d.file in files)
         raise ConfigError(
-            f"cannot tell which provider serves `{domain}`: "
+            f"cannot tell which provider serves `{key}`: "
             f"{output.visible(', '.join(sorted(set(files))))} "
             "has errors; `mailgitops validate` lists every error",
             diagnostics=[d for d in relevant if d.severity == "error"],
@@ -81,9 +82,15 @@ def _serving(checked: CheckedConfig, domain: str) -> Provider | None:
 def run(options: Options) -> int:
     address = fold_address(options.address.strip())
     local, at, domain = address.rpartition("@")
-    if not at or not local or not domain:
-        raise UsageError(f"`{options.address}` is not an email address (local@domain)")
-    provider = _serving(load_project(options.root).checked, domain)
+    try:
+        if not at or not local or not domain:
+            raise UsageError(f"`{options.address}` is not an email address (local@domain)")
+        provider = _serving(load_project(options.root).checked, address)
+    except MailgitopsError as exc:
+        if options.format == "json":
+            # Scripts read stdout: a failed resolve is still exactly one JSON document.
+            output.out(json.dumps({"address": address, "provider": None, "error": str(exc)}))
+        raise
     if provider is None:
         if options.format == "json":
             output.out(json.dumps({"address": address, "provider": None}))

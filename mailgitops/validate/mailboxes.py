@@ -12,7 +12,14 @@ from typing import Any, get_args
 from mailgitops import secrets
 from mailgitops.config.parse import Document
 from mailgitops.diagnostics import Diagnostics
-from mailgitops.model import DERIVED_LOGIN, AuthMethod, LoginFormat, fold_domain, reference_paths
+from mailgitops.model import (
+    DERIVED_LOGIN,
+    AuthMethod,
+    LoginFormat,
+    address_domain,
+    fold_domain,
+    reference_paths,
+)
 from mailgitops.settings import SecretsPolicy
 from mailgitops.validate.entries import (
     CheckedConfig,
@@ -102,7 +109,7 @@ def _resolve_provider(
         return None
     if named is not None or mb.address is None:
         return None
-    domain = mb.address.rpartition("@")[2]
+    domain = address_domain(mb.address)
     resolved = by_domain.get(domain)
     if resolved is None:
         mb.report(
