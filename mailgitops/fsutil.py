@@ -19,15 +19,17 @@ class TooLarge(Exception):
 def read_bounded(path: str | os.PathLike[str], limit: int) -> bytes:
     """The bytes of the file at `path`, of which one more than `limit` at most are read: the
     size is seen in what is read, not trusted from stat() (the file may grow in between).
-    Raises TooLarge past `limit`, and OSError, also for what is not a regular file: a FIFO
-    would block the read for ever, a device never end."""
+    Raises TooLarge past `limit`, and OSError, also for a device or a socket (a device may
+    never end). A pipe is read (`apply <(cat plan.json)`, `apply /dev/stdin`), but opening a
+    FIFO never waits for a writer: one that nobody writes to reads as empty."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     with os.fdopen(fd, "rb") as fh:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):  # as open() says it
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise OSError(errno.EINVAL, "not a regular file or a pipe", str(path))
+        os.set_blocking(fd, True)  # opened without waiting; now reads wait for data or EOF
         raw = fh.read(limit + 1)
     if len(raw) > limit:
         raise TooLarge

@@ -21,6 +21,7 @@ from mailgitops.config.templates.limits import (
     RUN_TIME_BUDGET_SECONDS,
 )
 from mailgitops.diagnostics import Diagnostic
+from mailgitops.fsutil import TooLarge, read_bounded
 
 DATA_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -181,8 +182,9 @@ def shared_templates_digest(root: Path) -> bytes:
                 if path.is_symlink():
                     parts.append(os.readlink(path).encode())
                 else:
-                    with open(path, "rb") as fh:
-                        parts.append(fh.read(MAX_TEMPLATE_BYTES + 1))
+                    parts.append(read_bounded(path, MAX_TEMPLATE_BYTES))
+            except TooLarge:
+                parts.append(b"\0too-large")  # the include loader refuses it
             except OSError:
                 parts.append(b"\0unreadable")
             for part in parts:
